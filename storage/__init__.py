@@ -1,0 +1,1 @@
+"""SQLite storage: schema, calls, outbox, stats. Imports nothing from bot/ or handlers/."""

@@ -1,0 +1,115 @@
+"""Calls and the one ingest transaction: new calls in, one outbox row per alert target."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import transaction
+from storage.outbox import OutboxItem, Target, insert_items
+
+
+@dataclass(frozen=True)
+class Call:
+    """One RIA call record, normalised. `raw` keeps the record exactly as RIA sent it."""
+
+    call_id: int
+    started_at: int  # UTC epoch seconds
+    local_date: str  # RIA's local `date`, YYYY-MM-DDTHH:MM:SS
+    status: str  # upper case; BYSY already mapped to BUSY; unknown statuses kept
+    caller_phone: str
+    caller_e164: str
+    destination_phone: str = ""
+    phone: str = ""
+    duration: int = 0
+    waiting: int = 0
+    link: str = ""
+    marka: str | None = None
+    marka_id: int | None = None
+    model: str | None = None
+    model_id: int | None = None
+    price: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def car(self) -> str | None:
+        """'Acura MDX', 'Acura', or None when RIA did not say."""
+        parts = [p for p in (self.marka, self.model) if p]
+        return " ".join(parts) or None
+
+
+_CALL_COLUMNS = [
+    "call_id", "started_at", "local_date", "status", "caller_phone", "caller_e164",
+    "destination_phone", "phone", "duration", "waiting", "link", "marka", "marka_id",
+    "model", "model_id", "price",
+]  # fmt: skip
+
+
+def call_from_row(row: Any) -> Call:
+    """Build a Call from a `calls` row (sqlite3.Row or dict)."""
+    values = {name: row[name] for name in _CALL_COLUMNS}
+    return Call(**values, raw=json.loads(row["raw"]))
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0  # new calls stored
+    duplicates: int = 0  # calls we already had
+    alerts: list[OutboxItem] = field(default_factory=list)  # outbox rows created
+
+
+def ingest(
+    db: sqlite_utils.Database,
+    calls: Sequence[Call],
+    *,
+    source: str,
+    received_at: float,
+    missed_statuses: Iterable[str],
+    targets: Sequence[Target],
+    alert_max_age_s: float | None,
+) -> IngestResult:
+    """Store the calls not seen before and queue an alert per target for each new missed one.
+
+    All in one transaction, so a call is never stored without its alerts or the reverse.
+    `alert_max_age_s=None` alerts whatever the age (a webhook is always fresh news); with a
+    number, calls that started longer ago than that are stored but not alerted one by one.
+    """
+    missed = frozenset(missed_statuses)
+    result = IngestResult()
+    insert_sql = (
+        f"INSERT OR IGNORE INTO calls ({', '.join(_CALL_COLUMNS)}, missed, raw, source, "
+        f"received_at) VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 4))})"
+    )
+    with transaction(db) as conn:
+        new_missed: list[Call] = []
+        for call in calls:
+            values = asdict(call)
+            is_missed = call.status in missed
+            cur = conn.execute(
+                insert_sql,
+                [values[c] for c in _CALL_COLUMNS]
+                + [int(is_missed), json.dumps(call.raw, ensure_ascii=False), source, received_at],
+            )
+            if cur.rowcount == 0:
+                result.duplicates += 1
+                continue
+            result.accepted += 1
+            fresh = alert_max_age_s is None or received_at - call.started_at <= alert_max_age_s
+            if is_missed and fresh:
+                new_missed.append(call)
+        items = [
+            OutboxItem.for_call(call, target, now=received_at)
+            for call in new_missed
+            for target in targets
+        ]
+        result.alerts = insert_items(conn, items)
+    return result
+
+
+def get_call(db: sqlite_utils.Database, call_id: int) -> Call | None:
+    row = db.conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    return call_from_row(row) if row else None

@@ -1,0 +1,96 @@
+"""The database handle: one connection, owned by one writer thread.
+
+sqlite-utils (like sqlite3) connections are bound to the thread that made them, and SQLite
+allows one writer at a time anyway, so every statement runs on a single dedicated thread.
+The event loop hands work to it with `await store.run(fn, *args)` and never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from storage.schema import migrate
+
+T = TypeVar("T")
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) and migrate the database at `path` on the calling thread."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk before the webhook answers 200, even across a power cut
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    migrate(conn)
+    return sqlite_utils.Database(conn)
+
+
+class Store:
+    """Runs storage functions on the one thread that owns the connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._local = threading.local()
+        self._db: sqlite_utils.Database | None = None
+
+    def _open(self) -> sqlite_utils.Database:
+        self._db = connect(self.path)
+        return self._db
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(db, *args, **kwargs)` on the writer thread and return its result."""
+        db = self._db
+        if db is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(db, *args, **kwargs))
+
+    def _close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                self._db.conn.close()
+                self._db = None
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+
+def transaction(db: sqlite_utils.Database):
+    """`with transaction(db):` — BEGIN IMMEDIATE .. COMMIT, or ROLLBACK on error."""
+    return _Tx(db.conn)
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
