@@ -62,6 +62,65 @@ class IngestResult:
     alerts: list[OutboxItem] = field(default_factory=list)  # outbox rows created
 
 
+@dataclass
+class Batch:
+    """Calls from one delivery (a webhook request, a poll answer)."""
+
+    calls: Sequence[Call]
+    source: str  # webhook | poll | backfill
+    # None alerts whatever the age (a webhook is always fresh news); with a number, calls
+    # that started longer ago than that are stored but not alerted one by one
+    alert_max_age_s: float | None = None
+
+
+_INSERT_CALL = (
+    f"INSERT OR IGNORE INTO calls ({', '.join(_CALL_COLUMNS)}, missed, raw, source, "
+    f"received_at) VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 4))})"
+)
+
+
+def ingest_many(
+    db: sqlite_utils.Database,
+    batches: Sequence[Batch],
+    *,
+    received_at: float,
+    missed_statuses: Iterable[str],
+    targets: Sequence[Target],
+) -> list[IngestResult]:
+    """Store the calls not seen before and queue an alert per target for each new missed one.
+
+    Every batch in one transaction (a group commit: one fsync for many webhook requests), so a
+    call is never stored without its alerts or the reverse. One result per batch, in order.
+    """
+    missed = frozenset(missed_statuses)
+    results: list[IngestResult] = []
+    with transaction(db) as conn:
+        for batch in batches:
+            result = IngestResult()
+            new_missed: list[Call] = []
+            for call in batch.calls:
+                values = asdict(call)
+                is_missed = call.status in missed
+                row = [values[c] for c in _CALL_COLUMNS]
+                row += [int(is_missed), json.dumps(call.raw, ensure_ascii=False), batch.source,
+                        received_at]  # fmt: skip
+                if conn.execute(_INSERT_CALL, row).rowcount == 0:
+                    result.duplicates += 1
+                    continue
+                result.accepted += 1
+                max_age = batch.alert_max_age_s
+                if is_missed and (max_age is None or received_at - call.started_at <= max_age):
+                    new_missed.append(call)
+            items = [
+                OutboxItem.for_call(call, target, now=received_at)
+                for call in new_missed
+                for target in targets
+            ]
+            result.alerts = insert_items(conn, items)
+            results.append(result)
+    return results
+
+
 def ingest(
     db: sqlite_utils.Database,
     calls: Sequence[Call],
@@ -72,42 +131,14 @@ def ingest(
     targets: Sequence[Target],
     alert_max_age_s: float | None,
 ) -> IngestResult:
-    """Store the calls not seen before and queue an alert per target for each new missed one.
-
-    All in one transaction, so a call is never stored without its alerts or the reverse.
-    `alert_max_age_s=None` alerts whatever the age (a webhook is always fresh news); with a
-    number, calls that started longer ago than that are stored but not alerted one by one.
-    """
-    missed = frozenset(missed_statuses)
-    result = IngestResult()
-    insert_sql = (
-        f"INSERT OR IGNORE INTO calls ({', '.join(_CALL_COLUMNS)}, missed, raw, source, "
-        f"received_at) VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 4))})"
-    )
-    with transaction(db) as conn:
-        new_missed: list[Call] = []
-        for call in calls:
-            values = asdict(call)
-            is_missed = call.status in missed
-            cur = conn.execute(
-                insert_sql,
-                [values[c] for c in _CALL_COLUMNS]
-                + [int(is_missed), json.dumps(call.raw, ensure_ascii=False), source, received_at],
-            )
-            if cur.rowcount == 0:
-                result.duplicates += 1
-                continue
-            result.accepted += 1
-            fresh = alert_max_age_s is None or received_at - call.started_at <= alert_max_age_s
-            if is_missed and fresh:
-                new_missed.append(call)
-        items = [
-            OutboxItem.for_call(call, target, now=received_at)
-            for call in new_missed
-            for target in targets
-        ]
-        result.alerts = insert_items(conn, items)
-    return result
+    """`ingest_many` for a single batch."""
+    return ingest_many(
+        db,
+        [Batch(calls, source, alert_max_age_s)],
+        received_at=received_at,
+        missed_statuses=missed_statuses,
+        targets=targets,
+    )[0]
 
 
 def get_call(db: sqlite_utils.Database, call_id: int) -> Call | None:

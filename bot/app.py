@@ -1,0 +1,232 @@
+"""Wiring and lifecycle: one process, one event loop, one HTTP server, one writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import signal
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot import i18n, render
+from bot.channels.base import Channel
+from bot.channels.console import ConsoleChannel
+from bot.channels.telegram import TelegramChannel, build_application
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.logs import REDACT
+from handlers import commands
+from handlers.health import Health
+from handlers.intake import Intake
+from handlers.ria_api import RiaClient
+from handlers.ria_poller import RiaPoller
+from handlers.ria_webhook import RiaWebhook
+from handlers.telegram_commands import COMMANDS, register
+from storage import meta
+from storage.db import Store
+
+log = logging.getLogger(__name__)
+
+STOP_FLUSH_S = 2.5  # of the 5 s a container runtime waits after SIGTERM
+NO_ALERTS = -math.inf  # alert_max_age_s that no call is young enough for (backfill)
+
+
+async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
+    """The RIA webhook secret and whether it was generated (kept in the database)."""
+    if settings.ria_webhook_secret is not None:
+        return settings.ria_webhook_secret.get_secret_value(), False
+    value = await store.run(meta.get_or_create, "ria_webhook_secret",
+                            lambda: secrets.token_urlsafe(24))  # fmt: skip
+    return value, True
+
+
+def make_channels(settings: Settings) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {"console": ConsoleChannel()}
+    if settings.telegram_bot_token is not None:
+        webhook_url = None
+        secret = None
+        if settings.telegram_webhook_mode:
+            assert settings.public_url and settings.telegram_webhook_secret
+            secret = settings.telegram_webhook_secret.get_secret_value()
+            webhook_url = f"{settings.public_url.rstrip('/')}/webhooks/telegram/{secret}"
+        application = build_application(
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_api_url,
+            webhook_mode=settings.telegram_webhook_mode,
+        )
+        channels["telegram"] = TelegramChannel(
+            application,
+            commands=[(c, i18n.t(settings.language, f"command_{c}")) for c in COMMANDS
+                      if c != "start"],  # fmt: skip
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+        )
+    return channels
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store = field(init=False)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _cleanup: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.settings.database_path)
+
+    async def answer(self, command: str, argument: str) -> commands.Reply:
+        return await commands.answer(command, argument, store=self.store, tz=self.settings.tz)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            log.info("stopping")
+            await self.shutdown()
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.store.open()
+        secret, generated = await webhook_secret(self.store, s)
+        REDACT.add([secret])
+
+        self.channels = make_channels(s)
+        self.dispatcher = Dispatcher(self.store, self.channels, lang=s.language, tz=s.tz)
+        self.intake = Intake(
+            self.store,
+            targets=s.alert_targets(),
+            missed_statuses=s.missed_statuses,
+            on_alerts=self.dispatcher.submit,
+        )
+        self.http_session = aiohttp.ClientSession()
+        self.poller = self._make_poller()
+
+        app = web.Application(client_max_size=1024 * 1024)
+        app.add_routes(RiaWebhook(self.store, self.intake, secret=secret, tz=s.tz).routes())
+        health = Health(
+            self.store,
+            poller=self.poller.status if self.poller else (lambda: {"enabled": False}),
+            channels=lambda: {name: ch.status() for name, ch in self.channels.items()},
+        )
+        app.add_routes(health.routes())
+        telegram = self.channels.get("telegram")
+        if isinstance(telegram, TelegramChannel):
+            register(
+                telegram.app,
+                chat_ids=s.telegram_chat_ids,
+                answer=self.answer,
+                render=lambda reply: render.reply(reply, "html", s.language, s.tz),
+                refusal=i18n.t(s.language, "refusal"),
+            )
+            if s.telegram_webhook_mode:
+                app.add_routes(telegram.routes())
+        # no access log: the webhook paths carry secrets
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.http_host, s.http_port)
+        await site.start()
+        port = self._bound_port(site)
+        self._announce(secret, generated, port)
+
+        await self.dispatcher.start()
+        if isinstance(telegram, TelegramChannel):
+            telegram.start()
+        self.scheduler = AsyncIOScheduler(timezone=s.tz)
+        if self.poller is not None:
+            self.poller.warn_if_quota_too_small()
+            self.scheduler.add_job(
+                self._poll, "interval", minutes=s.ria_poll_interval_minutes, id="poll",
+                next_run_time=_now(s), max_instances=1, coalesce=True,
+            )  # fmt: skip
+        self.scheduler.start()
+        log.info("ready: %d alert target(s): %s", len(s.alert_targets()),
+                 ", ".join(map(str, s.alert_targets())))  # fmt: skip
+
+    def _make_poller(self) -> RiaPoller | None:
+        s = self.settings
+        if not s.polling_enabled:
+            log.info("RIA polling is off (set RIA_API_KEY and RIA_USER_ID to turn it on); "
+                     "the webhook works without it")  # fmt: skip
+            return None
+        assert s.ria_api_key is not None and s.ria_user_id is not None
+        client = RiaClient(
+            self.http_session,
+            base_url=s.ria_api_url,
+            api_key=s.ria_api_key.get_secret_value(),
+            user_id=s.ria_user_id,
+        )
+        return RiaPoller(
+            client, self.store, self.intake, tz=s.tz,
+            interval_minutes=s.ria_poll_interval_minutes,
+            monthly_quota=s.ria_monthly_quota,
+            alert_max_age_s=s.alert_max_age_minutes * 60,
+        )  # fmt: skip
+
+    async def _poll(self) -> None:
+        assert self.poller is not None
+        await self.poller.poll_once()
+        delay = self.poller.retry_delay()
+        if delay is not None:
+            self.scheduler.add_job(
+                self.poller.poll_once, "date", id="poll-retry", replace_existing=True,
+                run_date=_now(self.settings) + timedelta(seconds=delay),
+            )  # fmt: skip
+
+    @staticmethod
+    def _bound_port(site: web.TCPSite) -> int:
+        server = site._server  # aiohttp exposes the bound sockets only here
+        sockets = getattr(server, "sockets", None) or []
+        return sockets[0].getsockname()[1] if sockets else site._port
+
+    def _announce(self, secret: str, generated: bool, port: int) -> None:
+        s = self.settings
+        host = s.http_host if s.http_host not in ("0.0.0.0", "::", "") else _local_name()
+        base = (s.public_url or f"http://{host}:{port}").rstrip("/")
+        log.info("listening on http://%s:%d", s.http_host, port)
+        # the one place a secret may be shown: to the operator, on start, on stdout
+        shown = secret if generated else "<RIA_WEBHOOK_SECRET>"
+        print(f"RIA webhook URL: {base}/webhooks/ria/{shown}", flush=True)
+        if not s.public_url:
+            print("  (set PUBLIC_URL to the address RIA can reach, e.g. https://bot.example.com)",
+                  flush=True)  # fmt: skip
+
+    async def shutdown(self) -> None:
+        await self.runner.cleanup()  # stop taking requests first
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        telegram = self.channels.get("telegram")
+        if isinstance(telegram, TelegramChannel) and telegram.app.updater is not None:
+            if telegram.app.updater.running:
+                await asyncio.wait_for(telegram.app.updater.stop(), 2)
+        flushed = await self.dispatcher.flush(STOP_FLUSH_S)
+        if not flushed:
+            log.warning("stopping with messages still in the outbox; they go out on next start")
+        await self.dispatcher.stop()
+        if isinstance(telegram, TelegramChannel):
+            await telegram.stop()
+        await self.http_session.close()
+        await self.store.close()
+        log.info("stopped")
+
+
+def _now(settings: Settings) -> datetime:
+    return datetime.now(settings.tz)
+
+
+def _local_name() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

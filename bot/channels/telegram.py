@@ -1,0 +1,203 @@
+"""Telegram: alerts through python-telegram-bot, run inside our own event loop.
+
+PTB's `Application` is driven by hand (initialize / start / updater, never `run_polling`,
+which would own the loop). If Telegram cannot be reached at start the service still starts;
+the connection is made in the background when Telegram comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.channels.base import DeliveryError, RateLimit
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Application:
+    api_url = api_url.rstrip("/")
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
+        .connect_timeout(5)
+        .read_timeout(10)
+        .write_timeout(20)
+        .pool_timeout(5)
+        .get_updates_read_timeout(35)
+    )
+    if webhook_mode:
+        builder = builder.updater(None)
+    return builder.build()
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def chat_id(target: str) -> int | str:
+    return target if target.startswith("@") else int(target)
+
+
+class TelegramChannel:
+    name = "telegram"
+    fmt = "html"
+    text_limit = 4096
+
+    def __init__(
+        self,
+        application: Application,
+        *,
+        commands: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        self.app = application
+        self.commands = list(commands)
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.connected = False
+        self.last_error: str | None = None
+        # Telegram: 30 messages/s overall, 1/s per private chat, 20/min per group
+        self._overall = RateLimit(30, 1.0)
+        self._per_chat: dict[str, RateLimit] = {}
+        self._connector: asyncio.Task[None] | None = None
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def limits(self, target: str) -> list[RateLimit]:
+        limit = self._per_chat.get(target)
+        if limit is None:
+            group = target.startswith("-") or target.startswith("@")
+            limit = self._per_chat[target] = RateLimit(20, 60.0) if group else RateLimit(1, 1.0)
+        return [limit, self._overall]
+
+    async def notify(self, target: str, text: str) -> dict[str, Any]:
+        try:
+            message = await self.app.bot.send_message(
+                chat_id=chat_id(target),
+                text=text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except RetryAfter as exc:
+            raise DeliveryError("Telegram: too many requests",
+                                retry_after=_seconds(exc.retry_after)) from None  # fmt: skip
+        except (Forbidden, InvalidToken) as exc:
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
+        except BadRequest as exc:
+            # chat not found, can't parse entities, too long: sending again will not help
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
+        except (NetworkError, TelegramError) as exc:
+            raise DeliveryError(f"Telegram: {exc.message or type(exc).__name__}") from None
+        return {"chat_id": message.chat_id, "message_id": message.message_id}
+
+    def status(self) -> dict[str, Any]:
+        return {"connected": self.connected, "last_error": self.last_error}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect(), name="telegram connect")
+
+    async def _connect(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except InvalidToken:
+                self.last_error = "TELEGRAM_BOT_TOKEN was refused by Telegram"
+                log.error("telegram: %s; alerts wait in the outbox", self.last_error)
+                return
+            except (NetworkError, TelegramError) as exc:
+                self.last_error = f"cannot reach Telegram: {exc.message}"
+                log.warning("telegram: %s; retrying in %.0f s", self.last_error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+        await self._set_up()
+
+    async def _set_up(self) -> None:
+        bot = self.app.bot
+        try:
+            if self.commands:
+                await bot.set_my_commands([BotCommand(c, d) for c, d in self.commands])
+        except TelegramError as exc:
+            log.warning("telegram: could not register the command list: %s", exc.message)
+        await self.app.start()
+        try:
+            if self.webhook_url:
+                await bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
+                                      allowed_updates=["message"])  # fmt: skip
+                mode = "webhook"
+            else:
+                await bot.delete_webhook()
+                assert self.app.updater is not None
+                await self.app.updater.start_polling(
+                    allowed_updates=["message"], error_callback=self._polling_error
+                )
+                mode = "long polling"
+        except TelegramError as exc:
+            self.last_error = f"could not start receiving commands: {exc.message}"
+            log.warning("telegram: %s", self.last_error)
+            mode = "alerts only"
+        self.connected = True
+        self.last_error = None
+        log.info("telegram: connected as @%s (%s)", bot.username, mode)
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        self.last_error = f"getUpdates: {exc.message}"
+        log.warning("telegram: %s", self.last_error)
+
+    async def stop(self) -> None:
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
+            await asyncio.gather(self._connector, return_exceptions=True)
+        try:
+            if self.app.updater is not None and self.app.updater.running:
+                await asyncio.wait_for(self.app.updater.stop(), 3)
+            if self.app.running:
+                await asyncio.wait_for(self.app.stop(), 3)
+            await asyncio.wait_for(self.app.shutdown(), 3)
+        except (TimeoutError, TelegramError, RuntimeError) as exc:
+            log.warning("telegram: unclean stop: %s", exc)
+
+    # --- webhook mode: Telegram posts updates to our HTTP server ---------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/webhooks/telegram/{secret}", self.handle_update)]
+
+    async def handle_update(self, request: web.Request) -> web.Response:
+        secret = (self.webhook_secret or "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        path = request.match_info["secret"].encode()
+        if not secret or not (hmac.compare_digest(path, secret) and hmac.compare_digest(given, secret)):
+            return web.json_response({"error": "forbidden"}, status=403)
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.app.bot)
+        except Exception:
+            return web.json_response({"error": "not a Telegram update"}, status=400)
+        if update is not None and self.app.running:
+            await self.app.update_queue.put(update)
+        return web.json_response({"ok": True})

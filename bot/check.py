@@ -1,0 +1,177 @@
+"""`ria-calls-bot check` and `send-test`: what an admin runs after editing `.env`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import aiohttp
+import sqlite_utils
+
+from bot.app import make_channels
+from bot.channels.telegram import TelegramChannel, chat_id
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from handlers.intake import Intake
+from handlers.ria_api import RiaApiError, RiaClient
+from handlers.ria_poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
+from storage import outbox
+from storage.db import Store
+from storage.outbox import OutboxItem
+
+OK, BAD, INFO = "✓", "✗", "·"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.problems = 0
+
+    def line(self, ok: bool | None, text: str) -> None:
+        mark = INFO if ok is None else OK if ok else BAD
+        if ok is False:
+            self.problems += 1
+        print(f"{mark} {text}", flush=True)
+
+
+async def check(settings: Settings) -> int:
+    """Validate the configuration and reach each configured service; non-zero on problems."""
+    report = Report()
+    s = settings
+    report.line(True, "configuration is valid")
+    targets = ", ".join(map(str, s.alert_targets()))
+    report.line(None, f"alerts go to: {targets}")
+
+    store = Store(s.database_path)
+    try:
+        await store.open()
+        await store.run(_writable)
+        report.line(True, f"database {s.database_path} is writable")
+    except Exception as exc:
+        report.line(False, f"database {s.database_path}: {exc}")
+        return 1
+
+    try:
+        if s.polling_enabled:
+            await _check_ria(s, store, report)
+        else:
+            report.line(None, "RIA polling is off (RIA_API_KEY / RIA_USER_ID not set); "
+                        "the webhook works without it")  # fmt: skip
+        channels = make_channels(s)
+        telegram = channels.get("telegram")
+        if isinstance(telegram, TelegramChannel):
+            await _check_telegram(s, telegram, report)
+        elif not s.slack_enabled:
+            report.line(None, "no chat configured: alerts print to the console")
+    finally:
+        await store.close()
+    print(f"\n{'all good' if not report.problems else f'{report.problems} problem(s)'}")
+    return 1 if report.problems else 0
+
+
+async def _check_ria(s: Settings, store: Store, report: Report) -> None:
+    assert s.ria_api_key is not None and s.ria_user_id is not None
+    needed = requests_per_month(s.ria_poll_interval_minutes)
+    report.line(needed <= s.ria_monthly_quota,
+                f"polling every {s.ria_poll_interval_minutes:g} min needs up to {needed} "
+                f"requests a month (quota {s.ria_monthly_quota})")  # fmt: skip
+    budget = await store.run(check_budget, time.time(), s.tz, s.ria_monthly_quota)
+    report.line(None, f"RIA requests used: {budget.used_hour} this hour, "
+                f"{budget.used_month} this month")  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        client = RiaClient(session, base_url=s.ria_api_url, api_key=s.ria_api_key.get_secret_value(),
+                           user_id=s.ria_user_id, timeout=15)  # fmt: skip
+        poller = RiaPoller(client, store, Intake(store, targets=[], missed_statuses=[]),
+                           tz=s.tz, interval_minutes=s.ria_poll_interval_minutes,
+                           monthly_quota=s.ria_monthly_quota, alert_max_age_s=0)  # fmt: skip
+        today = datetime.now(s.tz).date()
+        try:
+            records = await poller.fetch(today, today, purpose="check")
+            report.line(True, f"RIA API answers ({len(records)} call(s) today, 1 request spent)")
+        except BudgetExceeded as exc:
+            report.line(None, f"RIA API not asked: {exc}")
+        except RiaApiError as exc:
+            hint = ": check RIA_API_KEY and RIA_USER_ID" if exc.bad_key else ""
+            report.line(False, f"{exc}{hint}")
+
+
+async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report) -> None:
+    from telegram.error import TelegramError
+
+    bot = telegram.app.bot
+    try:
+        await bot.initialize()
+        me = await bot.get_me()
+        report.line(True, f"Telegram: bot @{me.username}")
+    except TelegramError as exc:
+        report.line(False, f"Telegram: {exc.message}")
+        return
+    for chat in s.telegram_chat_ids:
+        try:
+            info = await bot.get_chat(chat_id(chat))
+            title = info.title or info.full_name or info.username or chat
+            report.line(True, f"Telegram chat {chat}: {info.type} “{title}”")
+        except TelegramError as exc:
+            report.line(False, f"Telegram chat {chat}: {exc.message}"
+                        " (add the bot to the chat, or send it /start)")  # fmt: skip
+    await bot.shutdown()
+
+
+async def send_test(settings: Settings, timeout: float = 30.0) -> int:
+    """Queue a test message for every target through the outbox and deliver it now."""
+    s = settings
+    store = Store(s.database_path)
+    await store.open()
+    channels = make_channels(s)
+    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
+    try:
+        from bot import render
+
+        now = time.time()
+        items = [
+            OutboxItem(
+                dedup_key=f"test:{now}:{target}",
+                kind="test",
+                target=target,
+                created_at=now,
+                next_attempt_at=now,
+                payload={fmt: render.test_message(fmt, s.language)
+                         for fmt in ("html", "text", "mrkdwn")},  # fmt: skip
+            )
+            for target in s.alert_targets()
+        ]
+        items = await store.run(outbox.enqueue, items)
+        dispatcher.submit(items)
+        deadline = time.monotonic() + timeout
+        ids = [item.id for item in items]
+        while time.monotonic() < deadline:
+            states = await store.run(_states, ids)
+            if all(state != outbox.PENDING for state, _ in states.values()):
+                break
+            await asyncio.sleep(0.2)
+        states = await store.run(_states, ids)
+    finally:
+        await dispatcher.stop()
+        for channel in channels.values():
+            if isinstance(channel, TelegramChannel):
+                await channel.app.bot.shutdown()
+        await store.close()
+    failed = 0
+    for item in items:
+        state, error = states[item.id]
+        ok = state == outbox.SENT
+        failed += not ok
+        detail = "sent" if ok else f"{state}: {error or 'no answer in time'}"
+        print(f"{OK if ok else BAD} {item.target}: {detail}")
+    return 1 if failed else 0
+
+
+def _writable(db: sqlite_utils.Database) -> None:
+    db.conn.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only file
+    db.conn.execute("ROLLBACK")
+
+
+def _states(db: sqlite_utils.Database, ids: list[int | None]) -> dict[int, tuple[str, str | None]]:
+    marks = ",".join("?" * len(ids))
+    rows = db.conn.execute(f"SELECT id, state, last_error FROM outbox WHERE id IN ({marks})", ids)
+    return {row["id"]: (row["state"], row["last_error"]) for row in rows}

@@ -1,0 +1,281 @@
+"""Delivers the outbox. Each target has its own worker, so one slow or broken chat never
+delays another; each worker runs the same small stages for every message:
+
+    wait (until something is due, and the target's rate limit allows)
+    → coalesce (a backlog becomes one message listing every caller)
+    → render → send → mark sent (with the message reference)
+    or, on failure → retry (exactly `retry_after` after a 429; backoff with jitter otherwise)
+                   → give up (permanent errors at once; anything after `max_age_s`)
+
+Delivery is at least once: a message is marked sent after the platform confirms it, so a
+crash in between (at most one in-flight send per target) can repeat that one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import render
+from bot.channels.base import Channel, DeliveryError, acquire
+from storage import outbox
+from storage.db import Store
+from storage.outbox import OutboxItem, Target
+
+log = logging.getLogger(__name__)
+
+COALESCE_AT = 5  # more alerts than this waiting for one target go out as one message
+SLOW_SLOT_S = 5.0  # ...and so do 2+ when the rate limit holds the next send this long
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 300.0
+MAX_AGE_S = 24 * 3600.0  # a message not delivered in a day is marked failed
+
+
+def backoff(attempts: int) -> float:
+    """Exponential, capped, with ±20 % jitter so many targets do not retry in step."""
+    return min(BACKOFF_BASE_S * 2**attempts, BACKOFF_MAX_S) * random.uniform(0.8, 1.2)
+
+
+class TargetWorker:
+    def __init__(self, dispatcher: Dispatcher, target: Target, channel: Channel) -> None:
+        self.d = dispatcher
+        self.target = target
+        self.channel = channel
+        self.queue: dict[int, OutboxItem] = {}  # by outbox id, oldest first
+        self.wake = asyncio.Event()
+        self.not_before = 0.0  # wall clock: the platform asked us to wait (429)
+        self.sending = False
+        self.sent = 0
+        self.last_error: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, items: list[OutboxItem]) -> None:
+        for item in items:
+            if item.id is not None:
+                self.queue.setdefault(item.id, item)
+        self.wake.set()
+
+    def due(self, now: float) -> list[OutboxItem]:
+        if now < self.not_before:
+            return []
+        return [item for item in self.queue.values() if item.next_attempt_at <= now]
+
+    def idle(self, now: float) -> bool:
+        return not self.sending and not self.due(now)
+
+    async def run(self) -> None:
+        while True:
+            now = self.d.clock()
+            due = self.due(now)
+            if not due:
+                await self._wait(now)
+                continue
+            await acquire(self.channel.limits(self.target.id))
+            due = self.due(self.d.clock())  # more may have arrived while we waited
+            if due:
+                await self._deliver(self._coalesce(due))
+
+    async def _wait(self, now: float) -> None:
+        """Sleep until the next item is due or something new arrives."""
+        self.wake.clear()
+        waits = [item.next_attempt_at for item in self.queue.values()]
+        if self.not_before > now:
+            waits = [max(w, self.not_before) for w in waits]
+        timeout = max(min(waits) - now, 0.01) if waits else None
+        try:
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _coalesce(self, due: list[OutboxItem]) -> list[OutboxItem]:
+        """The items the next message carries: one, or every waiting alert at once."""
+        alerts = [item for item in due if item.kind == "missed_call" and item.call is not None]
+        if due[0] not in alerts or len(alerts) <= 1:
+            return due[:1]
+        slot_wait = max((lim.delay(time.monotonic()) for lim in self.channel.limits(
+            self.target.id)), default=0.0)  # fmt: skip
+        if len(alerts) > COALESCE_AT or slot_wait > SLOW_SLOT_S:
+            return alerts
+        return due[:1]
+
+    def _render(self, items: list[OutboxItem]) -> list[tuple[list[OutboxItem], str]]:
+        """The messages to send, each with the items it carries."""
+        d, fmt = self.d, self.channel.fmt
+        if len(items) > 1:
+            return _split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
+        item = items[0]
+        if item.kind == "missed_call" and item.call is not None:
+            return [(items, render.alert(item.call, fmt, d.lang, d.tz))]
+        text = item.payload.get(fmt) or item.payload.get("text") or ""
+        return [(items, str(text))]
+
+    async def _deliver(self, items: list[OutboxItem]) -> None:
+        self.sending = True
+        try:
+            # a coalesced message may be split in parts; each part's items are marked sent
+            # with that part's reference as soon as it is confirmed
+            parts = self._render(items)
+            for index, (part_items, text) in enumerate(parts):
+                if index:
+                    await acquire(self.channel.limits(self.target.id))
+                try:
+                    ref = await self.channel.notify(self.target.id, text)
+                except DeliveryError as exc:
+                    await self._failed(part_items + [i for p, _ in parts[index + 1 :] for i in p],
+                                       exc)  # fmt: skip
+                    return
+                except Exception as exc:  # a bug or an unexpected client error: retry
+                    log.exception("%s: unexpected error while sending", self.target)
+                    await self._failed(part_items, DeliveryError(type(exc).__name__))
+                    return
+                await self._sent(part_items, ref)
+        finally:
+            self.sending = False
+
+    async def _sent(self, items: list[OutboxItem], ref: dict[str, Any]) -> None:
+        ids = [item.id for item in items if item.id is not None]
+        await self.d.store.run(outbox.mark_sent, ids, ref, self.d.clock())
+        for i in ids:
+            self.queue.pop(i, None)
+        self.sent += len(ids)
+        self.last_error = None
+        if len(ids) > 1:
+            log.info("%s: sent %d alerts in one message", self.target, len(ids))
+
+    async def _failed(self, items: list[OutboxItem], exc: DeliveryError) -> None:
+        now = self.d.clock()
+        error = str(exc) or type(exc).__name__
+        self.last_error = error
+        ids = [item.id for item in items if item.id is not None]
+        if exc.permanent:
+            log.error("%s: giving up on %d message(s): %s", self.target, len(ids), error)
+            await self.d.store.run(outbox.mark_failed, ids, error)
+            for i in ids:
+                self.queue.pop(i, None)
+            return
+        expired = [item for item in items if now - item.created_at > self.d.max_age_s]
+        if expired:
+            log.error("%s: %d message(s) undelivered for too long, marked failed: %s",
+                      self.target, len(expired), error)  # fmt: skip
+            await self.d.store.run(outbox.mark_failed, [i.id for i in expired], error)
+            for item in expired:
+                self.queue.pop(item.id or 0, None)
+        retry = [item for item in items if item not in expired]
+        if not retry:
+            return
+        if exc.retry_after is not None:
+            delay = exc.retry_after  # exactly what the platform asked, for this target only
+            self.not_before = now + delay
+        else:
+            delay = backoff(min(item.attempts for item in retry))
+        log.warning("%s: send failed (%s); retrying %d message(s) in %.1f s",
+                    self.target, error, len(retry), delay)  # fmt: skip
+        for item in retry:
+            item.attempts += 1
+            item.next_attempt_at = now + delay
+        await self.d.store.run(outbox.reschedule, [i.id for i in retry], now + delay, error)
+
+
+def _split_coalesced(
+    items: list[OutboxItem], fmt: str, lang: str, tz: ZoneInfo, limit: int
+) -> list[tuple[list[OutboxItem], str]]:
+    """Consecutive runs of items, each as long as still fits one message."""
+    parts: list[tuple[list[OutboxItem], str]] = []
+    rest = items
+    while rest:
+        calls = [item.call for item in rest if item.call is not None]
+        texts = render.coalesced(calls, fmt, lang, tz, limit)
+        if len(texts) == 1:
+            parts.append((rest, texts[0]))
+            break
+        # binary search for the longest prefix that renders as one message
+        low, high = 1, len(rest)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if len(render.coalesced(calls[:mid], fmt, lang, tz, limit)) == 1:
+                low = mid
+            else:
+                high = mid - 1
+        parts.append((rest[:low], render.coalesced(calls[:low], fmt, lang, tz, limit)[0]))
+        rest = rest[low:]
+    return parts
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        channels: dict[str, Channel],
+        *,
+        lang: str,
+        tz: ZoneInfo,
+        clock: Callable[[], float] = time.time,
+        max_age_s: float = MAX_AGE_S,
+    ) -> None:
+        self.store = store
+        self.channels = channels
+        self.lang = lang
+        self.tz = tz
+        self.clock = clock
+        self.max_age_s = max_age_s
+        self.workers: dict[Target, TargetWorker] = {}
+        self._missing_logged: set[str] = set()
+
+    def submit(self, items: list[OutboxItem]) -> None:
+        """Hand new outbox rows (already committed) to their targets' workers."""
+        by_target: dict[Target, list[OutboxItem]] = {}
+        for item in items:
+            by_target.setdefault(item.target, []).append(item)
+        for target, group in by_target.items():
+            worker = self._worker(target)
+            if worker is not None:
+                worker.add(group)
+
+    def _worker(self, target: Target) -> TargetWorker | None:
+        worker = self.workers.get(target)
+        if worker is None:
+            channel = self.channels.get(target.channel)
+            if channel is None:
+                if target.channel not in self._missing_logged:
+                    self._missing_logged.add(target.channel)
+                    log.warning("outbox has messages for %s, which is not configured; "
+                                "they wait until it is", target.channel)  # fmt: skip
+                return None
+            worker = self.workers[target] = TargetWorker(self, target, channel)
+        if worker.task is None or worker.task.done():
+            worker.task = asyncio.create_task(worker.run(), name=f"deliver {target}")
+        return worker
+
+    async def start(self) -> None:
+        """Pick up what an earlier run left in the outbox."""
+        items = await self.store.run(outbox.pending)
+        if items:
+            log.info("outbox: %d message(s) left from before, delivering", len(items))
+        self.submit(items)
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until nothing is due anywhere (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = self.clock()
+            if all(worker.idle(now) for worker in self.workers.values()):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            str(t): {"queued": len(w.queue), "sent": w.sent, "last_error": w.last_error}
+            for t, w in self.workers.items()
+        }

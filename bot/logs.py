@@ -1,0 +1,80 @@
+"""Logging set-up: text or JSON lines, with every secret redacted from every record.
+
+Redaction happens in the formatter, after the message and any traceback are rendered, so a
+secret inside an exception from a client library (a URL with `api_key=` in it, a bot token in
+a Telegram URL) is caught as well as one in our own messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+REDACTED = "***"
+# Secret-looking parts of URLs, whatever their value: RIA's key and Telegram's bot path
+_PATTERNS = [
+    re.compile(r"(?i)(api_key=)[^&\s'\"]+"),
+    re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"),
+    re.compile(r"(/webhooks/ria/)[^/\s?'\"]+"),
+    re.compile(r"(/webhooks/telegram/)[^/\s?'\"]+"),
+    re.compile(r"(xox[abpr]-)[A-Za-z0-9-]+"),
+    re.compile(r"(xapp-)[A-Za-z0-9-]+"),
+]
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        # longest first, so a secret containing another is replaced whole
+        self.secrets = sorted({*self.secrets, *(s for s in secrets if len(s) >= 4)}, key=len)[::-1]
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        for pattern in _PATTERNS:
+            text = pattern.sub(rf"\g<1>{REDACTED}", text)
+        return text
+
+
+REDACT = Redactor()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return REDACT(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return REDACT(json.dumps(entry, ensure_ascii=False))
+
+
+def setup(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
+    REDACT.add(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request URL at INFO (with the bot token in it); keep those quiet
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access", "telegram.ext.Updater"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,72 @@
+"""The single way calls enter the database, whichever source saw them.
+
+Webhook requests that arrive while the writer thread is busy are committed together in the
+next transaction (group commit): one fsync serves many requests, and each request still gets
+its answer only after its calls are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from storage.calls import Batch, Call, IngestResult, ingest_many
+from storage.db import Store
+from storage.outbox import OutboxItem, Target
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        targets: Sequence[Target],
+        missed_statuses: Sequence[str],
+        on_alerts: Callable[[list[OutboxItem]], None] = lambda items: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.targets = list(targets)
+        self.missed_statuses = tuple(missed_statuses)
+        self.on_alerts = on_alerts
+        self.clock = clock
+        self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def accept(
+        self, calls: Sequence[Call], *, source: str, alert_max_age_s: float | None = None
+    ) -> IngestResult:
+        """Store `calls`; returns once they are committed. Raises if storage fails."""
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((Batch(calls, source, alert_max_age_s), future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                results = await self.store.run(
+                    ingest_many,
+                    [batch for batch, _ in group],
+                    received_at=self.clock(),
+                    missed_statuses=self.missed_statuses,
+                    targets=self.targets,
+                )
+            except Exception as exc:  # storage failed: every waiting request hears it
+                log.error("storing calls failed: %s", exc)
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            alerts = [item for result in results for item in result.alerts]
+            if alerts:
+                self.on_alerts(alerts)
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -1,0 +1,185 @@
+"""The one parser from raw RIA data to `Call` values, used by the webhook, poller and backfill.
+
+Lenient where RIA is sloppy (BYSY, unknown statuses, extra fields, null make/model, numbers
+as strings), strict where it matters: `call_id` must be an integer and `date` a date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from storage.calls import Call
+
+MAX_RECORDS = 1000  # per request: more is not a RIA delivery, and would hold the writer
+
+
+class RecordError(ValueError):
+    """One record cannot be used; the message says why, for the 400 answer."""
+
+
+def normalise_status(status: str) -> str:
+    """RIA spells BUSY as BYSY on its own page: treat both as BUSY."""
+    status = status.strip().upper()
+    return "BUSY" if status == "BYSY" else status
+
+
+def to_e164(number: str) -> str:
+    """'0951174074' -> '+380951174074'; anything unparseable comes back as given."""
+    try:
+        parsed = phonenumbers.parse(number, "UA")
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_possible_number(parsed):
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _int(record: Mapping[str, Any], key: str, *, required: bool = False) -> int | None:
+    value = record.get(key)
+    if value is None or value == "":
+        if required:
+            raise RecordError(f"{key} is missing")
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"{key} is not an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,19}\s*", value):
+        number = int(value)
+    else:
+        if required:
+            raise RecordError(f"{key} is not an integer")
+        return None  # lenient for the non-key numbers: keep the raw record, drop the value
+    if not -(2**63) <= number < 2**63:
+        if required:
+            raise RecordError(f"{key} is out of range")
+        return None
+    return number
+
+
+def _str(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _opt_str(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _parse_date(value: Any, tz: ZoneInfo) -> tuple[str, int]:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError("date is missing")
+    text = value.strip().replace(" ", "T", 1)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RecordError(f"date {value[:40]!r} is not YYYY-MM-DDTHH:MM:SS") from None
+    if moment.tzinfo is None:
+        local = moment.replace(tzinfo=tz)
+    else:
+        # RIA sends no offset; if one ever comes, honour it and store the local wall time
+        local = moment.astimezone(tz)
+    return local.replace(tzinfo=None).isoformat(timespec="seconds"), int(local.timestamp())
+
+
+def parse_record(record: Any, tz: ZoneInfo) -> Call:
+    """One RIA record (a dict) to a Call; raises RecordError saying what is wrong."""
+    if not isinstance(record, Mapping):
+        raise RecordError("a call record must be a JSON object")
+    call_id = _int(record, "call_id", required=True)
+    assert call_id is not None
+    if call_id <= 0:
+        raise RecordError("call_id must be positive")
+    local_date, started_at = _parse_date(record.get("date"), tz)
+    status = normalise_status(_str(record, "status")) or "UNKNOWN"
+    caller = _str(record, "caller_phone").strip()
+    return Call(
+        call_id=call_id,
+        started_at=started_at,
+        local_date=local_date,
+        status=status,
+        caller_phone=caller,
+        caller_e164=to_e164(caller) if caller else "",
+        destination_phone=_str(record, "destination_phone").strip(),
+        phone=_str(record, "phone").strip(),
+        duration=max(_int(record, "duration") or 0, 0),
+        # RIA's field is spelt `waighting`; accept the correct spelling too
+        waiting=max(_int(record, "waighting") or _int(record, "waiting") or 0, 0),
+        link=_str(record, "link").strip(),
+        marka=_opt_str(record, "marka"),
+        marka_id=_int(record, "marka_id") or None,
+        model=_opt_str(record, "model"),
+        model_id=_int(record, "model_id") or None,
+        price=_int(record, "price"),
+        raw=dict(record),
+    )
+
+
+def decode_body(body: bytes, content_type: str | None) -> list[Any]:
+    """A webhook or API body to a list of raw records: JSON object, JSON array, or a form.
+
+    The content type is only a hint: RIA has served JSON as text/html, so JSON is tried first
+    whenever the body looks like it.
+    """
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RecordError("body is not UTF-8") from None
+    stripped = text.strip()
+    if not stripped:
+        raise RecordError("body is empty")
+    if stripped[0] in "[{":
+        try:
+            data = json.loads(stripped)
+        except (ValueError, RecursionError) as exc:
+            raise RecordError(f"body is not valid JSON ({str(exc)[:80]})") from None
+    elif content_type and "json" in content_type:
+        raise RecordError("body is not valid JSON")
+    else:
+        pairs = parse_qsl(stripped, keep_blank_values=True, strict_parsing=False)
+        if not pairs:
+            raise RecordError("body is neither JSON nor a form")
+        data = dict(pairs)
+    if isinstance(data, dict):
+        # some senders wrap the list: {"calls": [...]} / {"data": [...]}
+        for key in ("calls", "data", "items"):
+            if isinstance(data.get(key), list) and "call_id" not in data:
+                data = data[key]
+                break
+    records = data if isinstance(data, list) else [data]
+    if not records:
+        raise RecordError("no call records in the body")
+    if len(records) > MAX_RECORDS:
+        raise TooManyRecords(f"more than {MAX_RECORDS} records in one request")
+    return records
+
+
+class TooManyRecords(RecordError):
+    """The body holds more records than one request may carry (413)."""
+
+
+def parse_records(raw: list[Any], tz: ZoneInfo) -> tuple[list[Call], list[tuple[Any, str]]]:
+    """Parse each record; returns the good calls and (record, reason) for the bad ones."""
+    calls: list[Call] = []
+    bad: list[tuple[Any, str]] = []
+    for record in raw:
+        try:
+            calls.append(parse_record(record, tz))
+        except RecordError as exc:
+            bad.append((record, str(exc)))
+    return calls, bad

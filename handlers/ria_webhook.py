@@ -1,0 +1,123 @@
+"""POST /webhooks/ria/{secret}: RIA pushes each call here as soon as the caller hangs up.
+
+RIA documents no signature and no retries, so the secret path segment is the only
+authentication, and a 200 is sent only after the calls are committed. Whatever we cannot use
+is kept raw in `rejected_payloads`, so nothing RIA sent is ever lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from handlers.intake import Intake
+from handlers.ria_records import RecordError, TooManyRecords, decode_body, parse_records
+from storage import rejected
+from storage.db import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (read no further than that)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+class RiaWebhook:
+    def __init__(
+        self,
+        store: Store,
+        intake: Intake,
+        *,
+        secret: str,
+        tz: ZoneInfo,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.intake = intake
+        self._secret = secret.encode()
+        self.tz = tz
+        self.clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/webhooks/ria/{secret}", self.handle)]
+
+    async def _keep(self, body: bytes, reason: str, content_type: str | None) -> None:
+        await self.store.run(
+            rejected.keep,
+            body=body,
+            reason=reason,
+            source="webhook",
+            content_type=content_type,
+            received_at=self.clock(),
+        )
+
+    async def handle(self, request: web.Request) -> web.Response:
+        # constant-time, so the secret cannot be guessed a character at a time
+        if not hmac.compare_digest(request.match_info["secret"].encode(), self._secret):
+            return _error(404, "not found")
+        body = await _read_limited(request, MAX_BODY)
+        if body is None:
+            return _error(413, f"body over {MAX_BODY // 1024} KiB")
+        content_type = request.headers.get("Content-Type")
+        try:
+            return await self._accept(body, content_type)
+        except Exception:
+            log.exception("webhook: storage failed")
+            return _error(503, "storage unavailable, try again")
+
+    async def _accept(self, body: bytes, content_type: str | None) -> web.Response:
+        try:
+            records = decode_body(body, content_type)
+        except TooManyRecords as exc:
+            await self._keep(body, str(exc), content_type)
+            return _error(413, str(exc))
+        except RecordError as exc:
+            await self._keep(body, str(exc), content_type)
+            log.warning("webhook: rejected a payload: %s", exc)
+            return _error(400, str(exc))
+        calls, bad = parse_records(records, self.tz)
+        for record, reason in bad:
+            await self._keep(_dump(record), reason, content_type)
+        if bad:
+            log.warning("webhook: rejected %d record(s): %s", len(bad), bad[0][1])
+        if not calls:
+            return _error(400, bad[0][1] if len(bad) == 1 else f"no usable call record: {bad[0][1]}")
+        result = await self.intake.accept(calls, source="webhook")
+        answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
+        if bad:
+            answer["rejected"] = len(bad)
+        log.info(
+            "webhook: %d new, %d duplicate, %d alert(s) queued",
+            result.accepted, result.duplicates, len(result.alerts),
+        )  # fmt: skip
+        return web.json_response(answer)
+
+
+def _dump(record: Any) -> bytes:
+    try:
+        return json.dumps(record, ensure_ascii=False).encode()
+    except (TypeError, ValueError):
+        return repr(record).encode()

@@ -1,0 +1,69 @@
+"""Telegram adapter for the chat commands: PTB handlers around the neutral command core.
+
+Rendering and the command descriptions come in from bot/ (this package does not import it),
+so the same core answers Telegram, Slack and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from handlers.commands import Reply, split_command
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "help", "stats", "missed")
+
+AnswerFn = Callable[[str, str], Awaitable[Reply]]
+RenderFn = Callable[[Reply], str]
+
+
+def chat_filter(chat_ids: Iterable[str]) -> filters.BaseFilter:
+    ids = [int(c) for c in chat_ids if not c.startswith("@")]
+    names = [c[1:] for c in chat_ids if c.startswith("@")]
+    return filters.Chat(chat_id=ids, username=names, allow_empty=False)
+
+
+def register(
+    application: Application,
+    *,
+    chat_ids: Iterable[str],
+    answer: AnswerFn,
+    render: RenderFn,
+    refusal: str,
+) -> None:
+    """Answer commands in the configured chats; a short refusal anywhere else."""
+    allowed = chat_filter(list(chat_ids))
+
+    async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or not message.text:
+            return
+        command, argument = split_command(message.text)
+        try:
+            reply = await answer(command, argument)
+            await message.reply_text(render(reply), parse_mode=ParseMode.HTML,
+                                     disable_web_page_preview=True)  # fmt: skip
+        except TelegramError as exc:
+            log.warning("telegram: could not answer /%s: %s", command, exc)
+
+    async def on_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        log.info("telegram: refused a command from chat %s (not in TELEGRAM_CHAT_IDS)",
+                 message.chat_id)  # fmt: skip
+        try:
+            await message.reply_text(refusal)
+        except TelegramError as exc:
+            log.warning("telegram: could not send a refusal: %s", exc)
+
+    application.add_handler(CommandHandler(list(COMMANDS), on_command, filters=allowed))
+    application.add_handler(MessageHandler(filters.COMMAND & allowed, on_command))
+    application.add_handler(MessageHandler(filters.COMMAND & ~allowed, on_stranger))
