@@ -175,12 +175,12 @@ class FakeServer:
             remaining = deadline - time.monotonic()
             if stopping.is_set() or remaining <= 0:
                 _drop_connection(request)
-            await wait_any([wake.wait(), stopping.wait()], timeout=remaining)
+            await wait_any([wake.wait(), stopping.wait()], remaining)
 
-    async def wait_stopping(self, timeout: float) -> bool:
-        """Sleep up to `timeout`; True if the fake began stopping meanwhile."""
+    async def wait_stopping(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if the fake began stopping meanwhile."""
         assert self._stopping is not None
-        return await wait_any([self._stopping.wait()], timeout=timeout)
+        return await wait_any([self._stopping.wait()], seconds)
 
 
 class DroppedConnection(web.HTTPException):
@@ -209,11 +209,11 @@ async def swallow_dropped(
         return resp
 
 
-async def wait_any(aws: list[Awaitable[Any]], timeout: float | None) -> bool:
-    """Wait until any awaitable finishes or the timeout passes; True if one finished."""
+async def wait_any(aws: list[Awaitable[Any]], seconds: float | None) -> bool:
+    """Wait until any awaitable finishes or `seconds` pass; True if one finished."""
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
-        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         return bool(done)
     finally:
         for t in tasks:
