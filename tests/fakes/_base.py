@@ -86,7 +86,6 @@ class FakeServer:
             return
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        # Large uploads (chart images) must not hit aiohttp's 1 MiB default body limit.
         app = self._build_app()
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout

@@ -236,11 +236,12 @@ def parse_html(text: str, *, strict: bool = True) -> tuple[str, list[JSONDict]]:
                 j = m.end() if m else j
                 while j < n and text[j].isspace():
                     j += 1
-                if j >= n or text[j] != "=":
-                    raise fail(
-                        f'Expected equal sign in declaration of an attribute of the tag "{name}"'
-                        f" at byte offset {off(j)}"
-                    )
+                if j >= n:
+                    raise fail(f"Unclosed start tag at byte offset {off(i)}")
+                if text[j] != "=":
+                    # A bare attribute, as in <blockquote expandable>.
+                    attrs[attr] = ""
+                    continue
                 j += 1
                 while j < n and text[j].isspace():
                     j += 1
@@ -442,6 +443,7 @@ class FakeTelegram(FakeServer):
     # --- lifecycle -------------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
+        # Chart uploads must not hit aiohttp's 1 MiB default body limit.
         app = web.Application(client_max_size=60 * 1024 * 1024, middlewares=[swallow_dropped])
         app.router.add_route("*", "/_fake/{action}", self._control)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
