@@ -43,8 +43,9 @@ async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
     """The RIA webhook secret and whether it was generated (kept in the database)."""
     if settings.ria_webhook_secret is not None:
         return settings.ria_webhook_secret.get_secret_value(), False
-    value = await store.run(meta.get_or_create, "ria_webhook_secret",
-                            lambda: secrets.token_urlsafe(24))  # fmt: skip
+    value = await store.run(
+        meta.get_or_create, "ria_webhook_secret", lambda: secrets.token_urlsafe(24)
+    )
     return value, True
 
 
@@ -64,8 +65,9 @@ def make_channels(settings: Settings) -> dict[str, Channel]:
         )
         channels["telegram"] = TelegramChannel(
             application,
-            commands=[(c, i18n.t(settings.language, f"command_{c}")) for c in COMMANDS
-                      if c != "start"],  # fmt: skip
+            commands=[
+                (c, i18n.t(settings.language, f"command_{c}")) for c in COMMANDS if c != "start"
+            ],
             webhook_url=webhook_url,
             webhook_secret=secret,
         )
@@ -129,6 +131,7 @@ class Service:
                 answer=self.answer,
                 render=lambda reply: render.reply(reply, "html", s.language, s.tz),
                 refusal=i18n.t(s.language, "refusal"),
+                send=telegram.send_now,
             )
             if s.telegram_webhook_mode:
                 app.add_routes(telegram.routes())
@@ -147,18 +150,28 @@ class Service:
         if self.poller is not None:
             self.poller.warn_if_quota_too_small()
             self.scheduler.add_job(
-                self._poll, "interval", minutes=s.ria_poll_interval_minutes, id="poll",
-                next_run_time=_now(s), max_instances=1, coalesce=True,
-            )  # fmt: skip
+                self._poll,
+                "interval",
+                minutes=s.ria_poll_interval_minutes,
+                id="poll",
+                next_run_time=_now(s),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
-        log.info("ready: %d alert target(s): %s", len(s.alert_targets()),
-                 ", ".join(map(str, s.alert_targets())))  # fmt: skip
+        log.info(
+            "ready: %d alert target(s): %s",
+            len(s.alert_targets()),
+            ", ".join(map(str, s.alert_targets())),
+        )
 
     def _make_poller(self) -> RiaPoller | None:
         s = self.settings
         if not s.polling_enabled:
-            log.info("RIA polling is off (set RIA_API_KEY and RIA_USER_ID to turn it on); "
-                     "the webhook works without it")  # fmt: skip
+            log.info(
+                "RIA polling is off (set RIA_API_KEY and RIA_USER_ID to turn it on); "
+                "the webhook works without it"
+            )
             return None
         assert s.ria_api_key is not None and s.ria_user_id is not None
         client = RiaClient(
@@ -168,11 +181,14 @@ class Service:
             user_id=s.ria_user_id,
         )
         return RiaPoller(
-            client, self.store, self.intake, tz=s.tz,
+            client,
+            self.store,
+            self.intake,
+            tz=s.tz,
             interval_minutes=s.ria_poll_interval_minutes,
             monthly_quota=s.ria_monthly_quota,
             alert_max_age_s=s.alert_max_age_minutes * 60,
-        )  # fmt: skip
+        )
 
     async def _poll(self) -> None:
         assert self.poller is not None
@@ -180,9 +196,12 @@ class Service:
         delay = self.poller.retry_delay()
         if delay is not None:
             self.scheduler.add_job(
-                self.poller.poll_once, "date", id="poll-retry", replace_existing=True,
+                self.poller.poll_once,
+                "date",
+                id="poll-retry",
+                replace_existing=True,
                 run_date=_now(self.settings) + timedelta(seconds=delay),
-            )  # fmt: skip
+            )
 
     @staticmethod
     def _bound_port(site: web.TCPSite) -> int:
@@ -199,8 +218,10 @@ class Service:
         shown = secret if generated else "<RIA_WEBHOOK_SECRET>"
         print(f"RIA webhook URL: {base}/webhooks/ria/{shown}", flush=True)
         if not s.public_url:
-            print("  (set PUBLIC_URL to the address RIA can reach, e.g. https://bot.example.com)",
-                  flush=True)  # fmt: skip
+            print(
+                "  (set PUBLIC_URL to the address RIA can reach, e.g. https://bot.example.com)",
+                flush=True,
+            )
 
     async def shutdown(self) -> None:
         await self.runner.cleanup()  # stop taking requests first

@@ -55,8 +55,11 @@ async def check(settings: Settings) -> int:
         if s.polling_enabled:
             await _check_ria(s, store, report)
         else:
-            report.line(None, "RIA polling is off (RIA_API_KEY / RIA_USER_ID not set); "
-                        "the webhook works without it")  # fmt: skip
+            report.line(
+                None,
+                "RIA polling is off (RIA_API_KEY / RIA_USER_ID not set); "
+                "the webhook works without it",
+            )
         channels = make_channels(s)
         telegram = channels.get("telegram")
         if isinstance(telegram, TelegramChannel):
@@ -72,18 +75,32 @@ async def check(settings: Settings) -> int:
 async def _check_ria(s: Settings, store: Store, report: Report) -> None:
     assert s.ria_api_key is not None and s.ria_user_id is not None
     needed = requests_per_month(s.ria_poll_interval_minutes)
-    report.line(needed <= s.ria_monthly_quota,
-                f"polling every {s.ria_poll_interval_minutes:g} min needs up to {needed} "
-                f"requests a month (quota {s.ria_monthly_quota})")  # fmt: skip
+    report.line(
+        needed <= s.ria_monthly_quota,
+        f"polling every {s.ria_poll_interval_minutes:g} min needs up to {needed} "
+        f"requests a month (quota {s.ria_monthly_quota})",
+    )
     budget = await store.run(check_budget, time.time(), s.tz, s.ria_monthly_quota)
-    report.line(None, f"RIA requests used: {budget.used_hour} this hour, "
-                f"{budget.used_month} this month")  # fmt: skip
+    report.line(
+        None, f"RIA requests used: {budget.used_hour} this hour, {budget.used_month} this month"
+    )
     async with aiohttp.ClientSession() as session:
-        client = RiaClient(session, base_url=s.ria_api_url, api_key=s.ria_api_key.get_secret_value(),
-                           user_id=s.ria_user_id, timeout=15)  # fmt: skip
-        poller = RiaPoller(client, store, Intake(store, targets=[], missed_statuses=[]),
-                           tz=s.tz, interval_minutes=s.ria_poll_interval_minutes,
-                           monthly_quota=s.ria_monthly_quota, alert_max_age_s=0)  # fmt: skip
+        client = RiaClient(
+            session,
+            base_url=s.ria_api_url,
+            api_key=s.ria_api_key.get_secret_value(),
+            user_id=s.ria_user_id,
+            timeout=15,
+        )
+        poller = RiaPoller(
+            client,
+            store,
+            Intake(store, targets=[], missed_statuses=[]),
+            tz=s.tz,
+            interval_minutes=s.ria_poll_interval_minutes,
+            monthly_quota=s.ria_monthly_quota,
+            alert_max_age_s=0,
+        )
         today = datetime.now(s.tz).date()
         try:
             records = await poller.fetch(today, today, purpose="check")
@@ -112,8 +129,10 @@ async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report
             title = info.title or info.full_name or info.username or chat
             report.line(True, f"Telegram chat {chat}: {info.type} “{title}”")
         except TelegramError as exc:
-            report.line(False, f"Telegram chat {chat}: {exc.message}"
-                        " (add the bot to the chat, or send it /start)")  # fmt: skip
+            report.line(
+                False,
+                f"Telegram chat {chat}: {exc.message} (add the bot to the chat, or send it /start)",
+            )
     await bot.shutdown()
 
 
@@ -135,8 +154,9 @@ async def send_test(settings: Settings, timeout: float = 30.0) -> int:
                 target=target,
                 created_at=now,
                 next_attempt_at=now,
-                payload={fmt: render.test_message(fmt, s.language)
-                         for fmt in ("html", "text", "mrkdwn")},  # fmt: skip
+                payload={
+                    fmt: render.test_message(fmt, s.language) for fmt in ("html", "text", "mrkdwn")
+                },
             )
             for target in s.alert_targets()
         ]

@@ -34,8 +34,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--from", dest="day_from", type=_date, required=True, metavar="DATE")
     b.add_argument("--to", dest="day_to", type=_date, required=True, metavar="DATE")
     st = sub.add_parser("stats", help="print what /stats would answer")
-    st.add_argument("period", nargs="*", help="today (default), yesterday, week, month, "
-                    "YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD")  # fmt: skip
+    st.add_argument(
+        "period",
+        nargs="*",
+        help="today (default), yesterday, week, month, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD",
+    )
     mi = sub.add_parser("missed", help="print what /missed would answer")
     mi.add_argument("period", nargs="*")
     sub.add_parser("check", help="validate the configuration and reach each configured service")
@@ -117,14 +120,24 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
     total_new = total_seen = 0
     try:
         async with aiohttp.ClientSession() as session:
-            client = RiaClient(session, base_url=settings.ria_api_url, user_id=settings.ria_user_id,
-                               api_key=settings.ria_api_key.get_secret_value())  # fmt: skip
-            intake = Intake(store, targets=settings.alert_targets(),
-                            missed_statuses=settings.missed_statuses)  # fmt: skip
-            poller = RiaPoller(client, store, intake, tz=settings.tz,
-                               interval_minutes=settings.ria_poll_interval_minutes,
-                               monthly_quota=settings.ria_monthly_quota,
-                               alert_max_age_s=NO_ALERTS)  # fmt: skip
+            client = RiaClient(
+                session,
+                base_url=settings.ria_api_url,
+                user_id=settings.ria_user_id,
+                api_key=settings.ria_api_key.get_secret_value(),
+            )
+            intake = Intake(
+                store, targets=settings.alert_targets(), missed_statuses=settings.missed_statuses
+            )
+            poller = RiaPoller(
+                client,
+                store,
+                intake,
+                tz=settings.tz,
+                interval_minutes=settings.ria_poll_interval_minutes,
+                monthly_quota=settings.ria_monthly_quota,
+                alert_max_age_s=NO_ALERTS,
+            )
             start = day_from
             while start <= day_to:
                 end = min(start + timedelta(days=30), day_to)
@@ -137,8 +150,10 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                 result = await intake.accept(calls, source="backfill", alert_max_age_s=NO_ALERTS)
                 total_new += result.accepted
                 total_seen += len(calls)
-                print(f"{start}..{end}: {len(calls)} calls, {result.accepted} new"
-                      + (f", {len(bad)} unusable" if bad else ""))  # fmt: skip
+                print(
+                    f"{start}..{end}: {len(calls)} calls, {result.accepted} new"
+                    + (f", {len(bad)} unusable" if bad else "")
+                )
                 start = end + timedelta(days=1)
     finally:
         await store.close()

@@ -78,10 +78,17 @@ class Settings(BaseSettings):
     # --- validators: each error message says what the variable expects -------------------
 
     @field_validator(
-        "ria_webhook_secret", "ria_api_key", "ria_user_id", "public_url", "telegram_bot_token",
-        "telegram_webhook_secret", "slack_bot_token", "slack_signing_secret", "slack_app_token",
+        "ria_webhook_secret",
+        "ria_api_key",
+        "ria_user_id",
+        "public_url",
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
         mode="before",
-    )  # fmt: skip
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -122,7 +129,9 @@ class Settings(BaseSettings):
     @field_validator("ria_webhook_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()):
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()
+        ):
             raise ValueError("expects 16-128 characters of A-Z a-z 0-9 _ - (it is part of a URL)")
         return value
 
@@ -130,7 +139,9 @@ class Settings(BaseSettings):
     @classmethod
     def _tg_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # Telegram's own rule for secret_token
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
             raise ValueError("expects 1-256 characters of A-Z a-z 0-9 _ -")
         return value
 
@@ -215,10 +226,14 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction filter."""
         values = [
-            self.ria_webhook_secret, self.ria_api_key, self.telegram_bot_token,
-            self.telegram_webhook_secret, self.slack_bot_token, self.slack_signing_secret,
+            self.ria_webhook_secret,
+            self.ria_api_key,
+            self.telegram_bot_token,
+            self.telegram_webhook_secret,
+            self.slack_bot_token,
+            self.slack_signing_secret,
             self.slack_app_token,
-        ]  # fmt: skip
+        ]
         return [v.get_secret_value() for v in values if v is not None]
 
     def problems(self) -> list[str]:
@@ -245,7 +260,8 @@ def _message(error: dict[str, Any]) -> str:
     if error.get("type") in {"int_parsing", "float_parsing"}:
         return f'"{error.get("input")}" is not a number'
     if error.get("type") == "literal_error":
-        return f'"{error.get("input")}" is not one of the allowed values ({msg.split("Input should be ")[-1]})'
+        allowed = msg.split("Input should be ")[-1]
+        return f'"{error.get("input")}" is not one of the allowed values ({allowed})'
     return msg
 
 

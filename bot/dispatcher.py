@@ -97,8 +97,10 @@ class TargetWorker:
         alerts = [item for item in due if item.kind == "missed_call" and item.call is not None]
         if due[0] not in alerts or len(alerts) <= 1:
             return due[:1]
-        slot_wait = max((lim.delay(time.monotonic()) for lim in self.channel.limits(
-            self.target.id)), default=0.0)  # fmt: skip
+        slot_wait = max(
+            (lim.delay(time.monotonic()) for lim in self.channel.limits(self.target.id)),
+            default=0.0,
+        )
         if len(alerts) > COALESCE_AT or slot_wait > SLOW_SLOT_S:
             return alerts
         return due[:1]
@@ -126,8 +128,9 @@ class TargetWorker:
                 try:
                     ref = await self.channel.notify(self.target.id, text)
                 except DeliveryError as exc:
-                    await self._failed(part_items + [i for p, _ in parts[index + 1 :] for i in p],
-                                       exc)  # fmt: skip
+                    await self._failed(
+                        part_items + [i for p, _ in parts[index + 1 :] for i in p], exc
+                    )
                     return
                 except Exception as exc:  # a bug or an unexpected client error: retry
                     log.exception("%s: unexpected error while sending", self.target)
@@ -160,8 +163,12 @@ class TargetWorker:
             return
         expired = [item for item in items if now - item.created_at > self.d.max_age_s]
         if expired:
-            log.error("%s: %d message(s) undelivered for too long, marked failed: %s",
-                      self.target, len(expired), error)  # fmt: skip
+            log.error(
+                "%s: %d message(s) undelivered for too long, marked failed: %s",
+                self.target,
+                len(expired),
+                error,
+            )
             await self.d.store.run(outbox.mark_failed, [i.id for i in expired], error)
             for item in expired:
                 self.queue.pop(item.id or 0, None)
@@ -173,8 +180,13 @@ class TargetWorker:
             self.not_before = now + delay
         else:
             delay = backoff(min(item.attempts for item in retry))
-        log.warning("%s: send failed (%s); retrying %d message(s) in %.1f s",
-                    self.target, error, len(retry), delay)  # fmt: skip
+        log.warning(
+            "%s: send failed (%s); retrying %d message(s) in %.1f s",
+            self.target,
+            error,
+            len(retry),
+            delay,
+        )
         for item in retry:
             item.attempts += 1
             item.next_attempt_at = now + delay
@@ -243,8 +255,11 @@ class Dispatcher:
             if channel is None:
                 if target.channel not in self._missing_logged:
                     self._missing_logged.add(target.channel)
-                    log.warning("outbox has messages for %s, which is not configured; "
-                                "they wait until it is", target.channel)  # fmt: skip
+                    log.warning(
+                        "outbox has messages for %s, which is not configured; "
+                        "they wait until it is",
+                        target.channel,
+                    )
                 return None
             worker = self.workers[target] = TargetWorker(self, target, channel)
         if worker.task is None or worker.task.done():

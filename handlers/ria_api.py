@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 
-
 _KEY_IN_TEXT = re.compile(r"(?i)(api_key=)[^&\s'\"]+")
 
 
@@ -73,7 +72,10 @@ class RiaClient:
         }
         try:
             async with self.session.get(
-                self.url, params=params, timeout=self.timeout, headers={"Accept": "application/json"}
+                self.url,
+                params=params,
+                timeout=self.timeout,
+                headers={"Accept": "application/json"},
             ) as response:
                 body = await response.text(errors="replace")
                 status = response.status
@@ -95,7 +97,9 @@ class RiaClient:
         try:
             data = json.loads(body)
         except ValueError:
-            raise RiaApiError("RIA API answered something that is not JSON", status=status) from None
+            raise RiaApiError(
+                "RIA API answered something that is not JSON", status=status
+            ) from None
         if isinstance(data, dict):
             data = data.get("calls", data.get("data", [data] if "call_id" in data else []))
         if not isinstance(data, list):

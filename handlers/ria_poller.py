@@ -106,11 +106,15 @@ class RiaPoller:
             log.warning(
                 "RIA_POLL_INTERVAL_MINUTES=%g needs up to %d requests a month, more than "
                 "RIA_MONTHLY_QUOTA=%d: the poller will pace itself and skip some runs",
-                self.interval_minutes, needed, self.monthly_quota,
-            )  # fmt: skip
+                self.interval_minutes,
+                needed,
+                self.monthly_quota,
+            )
         if self.interval_minutes < 2:
-            log.warning("RIA_POLL_INTERVAL_MINUTES=%g: RIA allows 30 requests an hour at most",
-                        self.interval_minutes)  # fmt: skip
+            log.warning(
+                "RIA_POLL_INTERVAL_MINUTES=%g: RIA allows 30 requests an hour at most",
+                self.interval_minutes,
+            )
 
     def status(self) -> dict[str, Any]:
         return {
@@ -173,8 +177,10 @@ class RiaPoller:
         self.failures, self.last_ok, self.last_error = 0, self.clock(), None
         log.info(
             "poller: %d call(s) from RIA, %d new, %d alert(s) queued",
-            len(calls), result.accepted, len(result.alerts),
-        )  # fmt: skip
+            len(calls),
+            result.accepted,
+            len(result.alerts),
+        )
         return result.accepted
 
     def _on_error(self, exc: RiaApiError) -> None:

@@ -104,15 +104,19 @@ class RiaWebhook:
         if bad:
             log.warning("webhook: rejected %d record(s): %s", len(bad), bad[0][1])
         if not calls:
-            return _error(400, bad[0][1] if len(bad) == 1 else f"no usable call record: {bad[0][1]}")
+            return _error(
+                400, bad[0][1] if len(bad) == 1 else f"no usable call record: {bad[0][1]}"
+            )
         result = await self.intake.accept(calls, source="webhook")
         answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
         if bad:
             answer["rejected"] = len(bad)
         log.info(
             "webhook: %d new, %d duplicate, %d alert(s) queued",
-            result.accepted, result.duplicates, len(result.alerts),
-        )  # fmt: skip
+            result.accepted,
+            result.duplicates,
+            len(result.alerts),
+        )
         return web.json_response(answer)
 
 

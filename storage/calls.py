@@ -43,10 +43,23 @@ class Call:
 
 
 _CALL_COLUMNS = [
-    "call_id", "started_at", "local_date", "status", "caller_phone", "caller_e164",
-    "destination_phone", "phone", "duration", "waiting", "link", "marka", "marka_id",
-    "model", "model_id", "price",
-]  # fmt: skip
+    "call_id",
+    "started_at",
+    "local_date",
+    "status",
+    "caller_phone",
+    "caller_e164",
+    "destination_phone",
+    "phone",
+    "duration",
+    "waiting",
+    "link",
+    "marka",
+    "marka_id",
+    "model",
+    "model_id",
+    "price",
+]
 
 
 def call_from_row(row: Any) -> Call:
@@ -102,8 +115,12 @@ def ingest_many(
                 values = asdict(call)
                 is_missed = call.status in missed
                 row = [values[c] for c in _CALL_COLUMNS]
-                row += [int(is_missed), json.dumps(call.raw, ensure_ascii=False), batch.source,
-                        received_at]  # fmt: skip
+                row += [
+                    int(is_missed),
+                    json.dumps(call.raw, ensure_ascii=False),
+                    batch.source,
+                    received_at,
+                ]
                 if conn.execute(_INSERT_CALL, row).rowcount == 0:
                     result.duplicates += 1
                     continue

@@ -43,4 +43,8 @@ async def services(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
 
 def telegram_env(fake: FakeTelegram, chats: str = GROUP) -> dict[str, str]:
-    return {"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_CHAT_IDS": chats, "TELEGRAM_API_URL": fake.url}
+    return {
+        "TELEGRAM_BOT_TOKEN": TG_TOKEN,
+        "TELEGRAM_CHAT_IDS": chats,
+        "TELEGRAM_API_URL": fake.url,
+    }

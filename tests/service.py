@@ -116,11 +116,17 @@ class Service:
         return self.stdout() + self.stderr()
 
 
-async def run_cli(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def run_cli(
+    env: dict[str, str], cwd: Path, *args: str, timeout: float = 60
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        str(BIN), *args, env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        str(BIN),
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")

@@ -15,10 +15,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     # settings read the process environment and .env in the working directory
     monkeypatch.chdir(tmp_path)
     for name in list(__import__("os").environ):
-        if name.startswith(("RIA_", "TELEGRAM_", "SLACK_", "HTTP_", "LOG_", "SUMMARY_")) or name in (
-            "DATABASE_PATH", "TIMEZONE", "LANGUAGE", "PUBLIC_URL", "MISSED_STATUSES",
+        if name.startswith(
+            ("RIA_", "TELEGRAM_", "SLACK_", "HTTP_", "LOG_", "SUMMARY_")
+        ) or name in (
+            "DATABASE_PATH",
+            "TIMEZONE",
+            "LANGUAGE",
+            "PUBLIC_URL",
+            "MISSED_STATUSES",
             "ALERT_MAX_AGE_MINUTES",
-        ):  # fmt: skip
+        ):
             monkeypatch.delenv(name)
 
 
@@ -39,8 +45,11 @@ def test_lists_and_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MISSED_STATUSES", "noanswer,BYSY")
     s = load_settings()
     assert s.missed_statuses == ("NOANSWER", "BUSY")
-    assert s.alert_targets() == [Target("telegram", "-1001234567890"), Target("telegram", "42"),
-                                 Target("telegram", "@dealer_team")]  # fmt: skip
+    assert s.alert_targets() == [
+        Target("telegram", "-1001234567890"),
+        Target("telegram", "42"),
+        Target("telegram", "@dealer_team"),
+    ]
 
 
 def test_dotenv_file(tmp_path) -> None:
@@ -63,7 +72,11 @@ def test_dotenv_file(tmp_path) -> None:
         ("RIA_WEBHOOK_SECRET", "short", "RIA_WEBHOOK_SECRET: expects 16-128 characters"),
         ("TELEGRAM_BOT_TOKEN", "nope", "TELEGRAM_BOT_TOKEN: is not a bot token"),
         ("RIA_POLL_INTERVAL_MINUTES", "0", "RIA_POLL_INTERVAL_MINUTES: "),
-        ("SLACK_CHANNEL_IDS", "#general", 'SLACK_CHANNEL_IDS: "#general" is not a Slack channel id'),
+        (
+            "SLACK_CHANNEL_IDS",
+            "#general",
+            'SLACK_CHANNEL_IDS: "#general" is not a Slack channel id',
+        ),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name, value, line) -> None:

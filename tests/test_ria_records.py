@@ -46,13 +46,24 @@ def test_sample_record_fields() -> None:
     assert call.car == "Acura MDX"
     assert call.local_date == "2021-07-31T15:57:01"
     # 15:57 in Kyiv in July is UTC+3
-    assert call.started_at == int(datetime(2021, 7, 31, 12, 57, 1, tzinfo=ZoneInfo("UTC")).timestamp())
+    assert call.started_at == int(
+        datetime(2021, 7, 31, 12, 57, 1, tzinfo=ZoneInfo("UTC")).timestamp()
+    )
     assert call.raw == RECORD
 
 
 def test_lenient_where_ria_is_sloppy() -> None:
-    record = dict(RECORD, status="bysy", call_id="17", marka=None, model=None, marka_id=0,
-                  extra_field={"kept": True}, duration="12", waighting=None)  # fmt: skip
+    record = dict(
+        RECORD,
+        status="bysy",
+        call_id="17",
+        marka=None,
+        model=None,
+        marka_id=0,
+        extra_field={"kept": True},
+        duration="12",
+        waighting=None,
+    )
     call = parse_record(record, KYIV)
     assert call.status == "BUSY"
     assert call.call_id == 17
@@ -98,7 +109,9 @@ def test_phone_numbers() -> None:
 def test_bodies() -> None:
     assert decode_body(json.dumps(RECORD).encode(), "text/html") == [RECORD]
     assert decode_body(json.dumps([RECORD, RECORD]).encode(), None) == [RECORD, RECORD]
-    form = decode_body(b"call_id=5&date=2021-07-31T15:57:01&status=BUSY", "application/x-www-form-urlencoded")
+    form = decode_body(
+        b"call_id=5&date=2021-07-31T15:57:01&status=BUSY", "application/x-www-form-urlencoded"
+    )
     assert form == [{"call_id": "5", "date": "2021-07-31T15:57:01", "status": "BUSY"}]
     assert decode_body(b'{"calls": [{"call_id": 1}]}', None) == [{"call_id": 1}]
     for bad in (b"", b"   ", b"{not json", b"\xff\xfe", b"[]"):
@@ -111,5 +124,7 @@ def test_bodies() -> None:
 def test_parse_records_splits_good_and_bad() -> None:
     calls, bad = parse_records([RECORD, {"call_id": "x"}, "text"], KYIV)
     assert [c.call_id for c in calls] == [RECORD["call_id"]]
-    assert [reason for _, reason in bad] == ["call_id is not an integer",
-                                             "a call record must be a JSON object"]  # fmt: skip
+    assert [reason for _, reason in bad] == [
+        "call_id is not an integer",
+        "a call record must be a JSON object",
+    ]

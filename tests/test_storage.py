@@ -36,7 +36,9 @@ def test_migrations_and_wal(tmp_path: Path) -> None:
     db.conn.close()
     # opening again applies nothing twice
     again = connect(tmp_path / "x.db")
-    assert {"calls", "outbox", "rejected_payloads", "ria_requests", "meta"} <= set(again.table_names())
+    assert {"calls", "outbox", "rejected_payloads", "ria_requests", "meta"} <= set(
+        again.table_names()
+    )
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -50,13 +52,31 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_ingest_alerts_new_missed_calls_once_per_target(tmp_path: Path) -> None:
     db = connect(tmp_path / "c.db")
     batch = calls(record(1), record(2, "ANSWER"), record(3, "BUSY"), record(1))
-    result = ingest(db, batch, source="webhook", received_at=1e9, missed_statuses=["NOANSWER", "BUSY"],
-                    targets=TARGETS, alert_max_age_s=None)  # fmt: skip
+    result = ingest(
+        db,
+        batch,
+        source="webhook",
+        received_at=1e9,
+        missed_statuses=["NOANSWER", "BUSY"],
+        targets=TARGETS,
+        alert_max_age_s=None,
+    )
     assert (result.accepted, result.duplicates) == (3, 1)
     assert sorted((a.call_id, str(a.target)) for a in result.alerts) == [
-        (1, "console:stdout"), (1, "telegram:-100"), (3, "console:stdout"), (3, "telegram:-100")]
-    again = ingest(db, batch, source="poll", received_at=1e9, missed_statuses=["NOANSWER"],
-                   targets=TARGETS, alert_max_age_s=None)  # fmt: skip
+        (1, "console:stdout"),
+        (1, "telegram:-100"),
+        (3, "console:stdout"),
+        (3, "telegram:-100"),
+    ]
+    again = ingest(
+        db,
+        batch,
+        source="poll",
+        received_at=1e9,
+        missed_statuses=["NOANSWER"],
+        targets=TARGETS,
+        alert_max_age_s=None,
+    )
     assert (again.accepted, again.duplicates, again.alerts) == (0, 4, [])
     assert len(outbox.pending(db)) == 4
     stored = get_call(db, 1)
@@ -68,15 +88,29 @@ def test_old_calls_from_polling_are_stored_not_alerted(tmp_path: Path) -> None:
     db = connect(tmp_path / "c.db")
     call = calls(record(9))[0]
     late = call.started_at + 3 * 3600
-    result = ingest(db, [call], source="poll", received_at=late, missed_statuses=["NOANSWER"],
-                    targets=TARGETS, alert_max_age_s=7200)  # fmt: skip
+    result = ingest(
+        db,
+        [call],
+        source="poll",
+        received_at=late,
+        missed_statuses=["NOANSWER"],
+        targets=TARGETS,
+        alert_max_age_s=7200,
+    )
     assert result.accepted == 1 and result.alerts == []
 
 
 def test_outbox_states(tmp_path: Path) -> None:
     db = connect(tmp_path / "c.db")
-    alerts = ingest(db, calls(record(1), record(2)), source="webhook", received_at=1.0,
-                    missed_statuses=["NOANSWER"], targets=TARGETS[:1], alert_max_age_s=None).alerts  # fmt: skip
+    alerts = ingest(
+        db,
+        calls(record(1), record(2)),
+        source="webhook",
+        received_at=1.0,
+        missed_statuses=["NOANSWER"],
+        targets=TARGETS[:1],
+        alert_max_age_s=None,
+    ).alerts
     first, second = (a.id for a in alerts)
     outbox.mark_sent(db, [first], {"chat_id": -100, "message_id": 7}, now=2.0)
     outbox.reschedule(db, [second], 99.0, "Telegram: timed out")
@@ -84,8 +118,9 @@ def test_outbox_states(tmp_path: Path) -> None:
     assert row["state"] == "sent" and '"message_id": 7' in row["message_ref"]
     assert [i.id for i in outbox.pending(db)] == [second]
     outbox.mark_failed(db, [second], "chat not found")
-    assert outbox.backlog(db) == {"telegram:-100": {"pending": 0, "failed": 1,
-                                                    "last_error": "chat not found"}}  # fmt: skip
+    assert outbox.backlog(db) == {
+        "telegram:-100": {"pending": 0, "failed": 1, "last_error": "chat not found"}
+    }
 
 
 def test_meta_get_or_create(tmp_path: Path) -> None:
@@ -98,10 +133,17 @@ async def test_group_commit_answers_every_request(tmp_path: Path) -> None:
     store = Store(tmp_path / "g.db")
     await store.open()
     seen: list[int] = []
-    intake = Intake(store, targets=TARGETS[:1], missed_statuses=["NOANSWER"],
-                    on_alerts=lambda items: seen.extend(i.call_id or 0 for i in items))  # fmt: skip
+    intake = Intake(
+        store,
+        targets=TARGETS[:1],
+        missed_statuses=["NOANSWER"],
+        on_alerts=lambda items: seen.extend(i.call_id or 0 for i in items),
+    )
     results = await asyncio.gather(
-        *(intake.accept(calls(record(n), record(n % 7 + 1000)), source="webhook") for n in range(1, 101))
+        *(
+            intake.accept(calls(record(n), record(n % 7 + 1000)), source="webhook")
+            for n in range(1, 101)
+        )
     )
     assert sum(r.accepted for r in results) == 100 + 7
     assert sum(r.duplicates for r in results) == 100 - 7

@@ -26,7 +26,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels.base import DeliveryError, RateLimit
+from bot.channels.base import DeliveryError, RateLimit, acquire
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ class TelegramChannel:
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         except RetryAfter as exc:
-            raise DeliveryError("Telegram: too many requests",
-                                retry_after=_seconds(exc.retry_after)) from None  # fmt: skip
+            raise DeliveryError(
+                "Telegram: too many requests", retry_after=_seconds(exc.retry_after)
+            ) from None
         except (Forbidden, InvalidToken) as exc:
             raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
         except BadRequest as exc:
@@ -111,6 +112,19 @@ class TelegramChannel:
         except (NetworkError, TelegramError) as exc:
             raise DeliveryError(f"Telegram: {exc.message or type(exc).__name__}") from None
         return {"chat_id": message.chat_id, "message_id": message.message_id}
+
+    async def send_now(self, target: str, text: str, attempts: int = 3) -> dict[str, Any]:
+        """Send outside the outbox (command replies): within the chat's rate limits, waiting
+        out a 429 a few times. Raises DeliveryError when it cannot."""
+        for attempt in range(attempts):
+            await acquire(self.limits(target))
+            try:
+                return await self.notify(target, text)
+            except DeliveryError as exc:
+                if exc.retry_after is None or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(exc.retry_after)
+        raise AssertionError("unreachable")
 
     def status(self) -> dict[str, Any]:
         return {"connected": self.connected, "last_error": self.last_error}
@@ -147,8 +161,9 @@ class TelegramChannel:
         await self.app.start()
         try:
             if self.webhook_url:
-                await bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret,
-                                      allowed_updates=["message"])  # fmt: skip
+                await bot.set_webhook(
+                    self.webhook_url, secret_token=self.webhook_secret, allowed_updates=["message"]
+                )
                 mode = "webhook"
             else:
                 await bot.delete_webhook()
@@ -191,7 +206,9 @@ class TelegramChannel:
         secret = (self.webhook_secret or "").encode()
         given = request.headers.get(SECRET_HEADER, "").encode()
         path = request.match_info["secret"].encode()
-        if not secret or not (hmac.compare_digest(path, secret) and hmac.compare_digest(given, secret)):
+        if not secret or not (
+            hmac.compare_digest(path, secret) and hmac.compare_digest(given, secret)
+        ):
             return web.json_response({"error": "forbidden"}, status=403)
         try:
             data = await request.json()

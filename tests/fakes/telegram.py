@@ -491,7 +491,7 @@ class FakeTelegram(FakeServer):
     async def wait_for_messages(
         self,
         n: int,
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline is this helper's purpose
+        timeout: float = 10.0,
         chat_id: ChatId | None = None,
     ) -> list[JSONDict]:
         """Once at least `n` messages arrived (to `chat_id` if given), return all of them."""
@@ -518,7 +518,7 @@ class FakeTelegram(FakeServer):
         after_update_id: int | None = None,
         *,
         since: float | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline is this helper's purpose
+        timeout: float = 10.0,
     ) -> JSONDict:
         """First message sent to `chat_id` after the update was pushed (or after `since`,
         a time.monotonic() value; with neither, any message to the chat counts)."""

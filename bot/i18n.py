@@ -1,0 +1,191 @@
+"""Message catalogue: Ukrainian (default) and English.
+
+Plural forms are avoided by wording ("Дзвінків: 4", not "4 дзвінки"), so no plural rules
+are needed. Templates hold no markup and none of the characters the output formats treat
+specially (& < > * _ ` ~): bot/render escapes the values it fills in and adds the markup.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+DEFAULT_LANG = "uk"
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "uk": {
+        # alerts
+        "missed_call": "Пропущений дзвінок",
+        "missed_calls_count": "Пропущені дзвінки: {count}",
+        "part": "(частина {part} з {parts})",
+        "waited": "очікування {duration}",
+        "tracking_number": "номер RIA {number}",
+        "manager_number": "менеджер {number}",
+        # periods
+        "period_today": "сьогодні, {date}",
+        "period_yesterday": "вчора, {date}",
+        "period_week": "тиждень, {first} – {last}",
+        "period_month": "місяць, {first} – {last}",
+        "period_day": "{date}",
+        "period_range": "{first} – {last}",
+        # /stats
+        "stats_title": "📊 Статистика: {period}",
+        "stats_empty": "📊 {period}: дзвінків не було.",
+        "stats_total": "Дзвінків: {total} · абонентів: {callers}",
+        "stats_answered": "✅ Відповіли: {count} ({rate})",
+        "stats_missed": "🔴 Пропущено: {count}",
+        "stats_other": "⚪ Інші: {count}",
+        "stats_times": "⏱ Середнє очікування: {wait} · розмова: {talk}",
+        "stats_managers": "👤 Менеджери:",
+        "stats_manager_line": "{phone}: {total} · ✅ {answered} · 🔴 {missed}",
+        "stats_cars": "🚗 Найчастіше питали:",
+        "more": "…і ще {count}",
+        # /missed
+        "missed_title": "🔴 Чекають на зворотний дзвінок: {period}",
+        "missed_none": "✅ {period}: ніхто не чекає на зворотний дзвінок.",
+        "missed_counts": "Абонентів: {waiting} · додзвонилися пізніше: {reached}",
+        "missed_attempts": "спроб: {count}",
+        # /help
+        "help_title": "ria-calls-bot: пропущені дзвінки з auto.ria.com",
+        "help_stats": "статистика дзвінків",
+        "help_missed": "хто чекає на зворотний дзвінок",
+        "help_help": "ця довідка",
+        "help_period_arg": "період",
+        "help_periods": (
+            "Період: today (типово), yesterday, week (останні 7 днів), "
+            "month (цей місяць), дата або діапазон дат:"
+        ),
+        "help_periods_uk": "Можна й українською: сьогодні, вчора, тиждень, місяць.",
+        # errors
+        "error_unknown_command": "⚠️ Невідома команда «{detail}». Список команд: /help",
+        "refusal": "Цей бот відповідає лише в чатах відділу продажів.",
+        "command_stats": "Статистика дзвінків: /stats [сьогодні|вчора|тиждень|місяць]",
+        "command_missed": "Хто чекає на зворотний дзвінок",
+        "command_help": "Довідка",
+        "error_bad_period": (
+            "⚠️ Не розумію період «{detail}». Приклади: today, yesterday, week, month, "
+            "2026-11-28, 2026-11-01..2026-11-28."
+        ),
+        "error_bad_date": "⚠️ Такої дати немає: «{detail}».",
+        "error_period_reversed": "⚠️ Період «{detail}» закінчується раніше, ніж починається.",
+        "error_period_too_long": "⚠️ Період «{detail}» задовгий: не більше {max_days} днів.",
+        "error_period_in_future": "⚠️ Період «{detail}» закінчується пізніше, ніж сьогодні.",
+        "error_generic": "⚠️ Не вийшло: «{detail}».",
+        # send-test
+        "test_message": "✅ Тестове повідомлення від ria-calls-bot: сповіщення сюди доходять.",
+        # durations and statuses
+        "duration_s": "{s} с",
+        "duration_m": "{m} хв {s:02d} с",
+        "duration_h": "{h} год {m:02d} хв",
+        "status_ANSWER": "відповіли",
+        "status_NOANSWER": "не відповіли",
+        "status_CANCEL": "скасований",
+        "status_BUSY": "зайнято",
+        "status_FAILED": "збій",
+        "status_CONGESTION": "мережа перевантажена",
+    },
+    "en": {
+        "missed_call": "Missed call",
+        "missed_calls_count": "Missed calls: {count}",
+        "part": "(part {part} of {parts})",
+        "waited": "waited {duration}",
+        "tracking_number": "RIA number {number}",
+        "manager_number": "manager {number}",
+        "period_today": "today, {date}",
+        "period_yesterday": "yesterday, {date}",
+        "period_week": "last 7 days, {first} – {last}",
+        "period_month": "this month, {first} – {last}",
+        "period_day": "{date}",
+        "period_range": "{first} – {last}",
+        "stats_title": "📊 Stats: {period}",
+        "stats_empty": "📊 {period}: no calls.",
+        "stats_total": "Calls: {total} · callers: {callers}",
+        "stats_answered": "✅ Answered: {count} ({rate})",
+        "stats_missed": "🔴 Missed: {count}",
+        "stats_other": "⚪ Other: {count}",
+        "stats_times": "⏱ Average wait: {wait} · talk: {talk}",
+        "stats_managers": "👤 Managers:",
+        "stats_manager_line": "{phone}: {total} · ✅ {answered} · 🔴 {missed}",
+        "stats_cars": "🚗 Most asked about:",
+        "more": "…and {count} more",
+        "missed_title": "🔴 Waiting for a call back: {period}",
+        "missed_none": "✅ {period}: nobody is waiting for a call back.",
+        "missed_counts": "Callers: {waiting} · got through later: {reached}",
+        "missed_attempts": "attempts: {count}",
+        "help_title": "ria-calls-bot: missed calls from auto.ria.com",
+        "help_stats": "call statistics",
+        "help_missed": "who is waiting for a call back",
+        "help_help": "this help",
+        "help_period_arg": "period",
+        "help_periods": (
+            "Period: today (default), yesterday, week (last 7 days), "
+            "month (this month), a date or a range of dates:"
+        ),
+        "help_periods_uk": "Ukrainian works too: сьогодні, вчора, тиждень, місяць.",
+        "error_unknown_command": "⚠️ Unknown command “{detail}”. Commands: /help",
+        "refusal": "This bot only answers in the sales team's chats.",
+        "command_stats": "Call statistics: /stats [today|yesterday|week|month]",
+        "command_missed": "Who is waiting for a call back",
+        "command_help": "Help",
+        "error_bad_period": (
+            "⚠️ I don't understand the period “{detail}”. Examples: today, yesterday, week, "
+            "month, 2026-11-28, 2026-11-01..2026-11-28."
+        ),
+        "error_bad_date": "⚠️ There is no such date: “{detail}”.",
+        "error_period_reversed": "⚠️ The period “{detail}” ends before it starts.",
+        "error_period_too_long": "⚠️ The period “{detail}” is too long: {max_days} days at most.",
+        "error_period_in_future": "⚠️ The period “{detail}” ends after today.",
+        "error_generic": "⚠️ That did not work: “{detail}”.",
+        "test_message": "✅ Test message from ria-calls-bot: alerts reach this chat.",
+        "duration_s": "{s} s",
+        "duration_m": "{m} min {s:02d} s",
+        "duration_h": "{h} h {m:02d} min",
+        "status_ANSWER": "answered",
+        "status_NOANSWER": "no answer",
+        "status_CANCEL": "caller hung up",
+        "status_BUSY": "busy",
+        "status_FAILED": "failed",
+        "status_CONGESTION": "network congestion",
+    },
+}
+
+LANGUAGES = tuple(MESSAGES)
+
+
+def lang_or_default(lang: str | None) -> str:
+    lang = (lang or "").strip().lower()
+    return lang if lang in MESSAGES else DEFAULT_LANG
+
+
+def t(lang: str, key: str, **kwargs: object) -> str:
+    """The message `key` in `lang`, filled in; falls back to Ukrainian, then to the key."""
+    template = MESSAGES[lang_or_default(lang)].get(key) or MESSAGES[DEFAULT_LANG].get(key, key)
+    return template.format(**kwargs) if kwargs else template
+
+
+def has(key: str) -> bool:
+    return key in MESSAGES[DEFAULT_LANG]
+
+
+def status_name(lang: str, status: str) -> str:
+    """A status in words; statuses RIA may add later are shown as RIA sent them."""
+    key = f"status_{status}"
+    return t(lang, key) if has(key) else status
+
+
+def duration(lang: str, seconds: float | None) -> str:
+    """'45 с', '1 хв 05 с', '1 год 02 хв'; '—' when there is nothing to show."""
+    if seconds is None:
+        return "—"
+    total = max(round(seconds), 0)
+    if total < 60:
+        return t(lang, "duration_s", s=total)
+    if total < 3600:
+        return t(lang, "duration_m", m=total // 60, s=total % 60)
+    return t(lang, "duration_h", h=total // 3600, m=total % 3600 // 60)
+
+
+def day(lang: str, value: date, *, year: bool = True) -> str:
+    """28.11.2026 in Ukrainian, 2026-11-28 in English (no month names to translate)."""
+    if lang_or_default(lang) == "uk":
+        return value.strftime("%d.%m.%Y" if year else "%d.%m")
+    return value.isoformat() if year else value.strftime("%m-%d")
