@@ -61,6 +61,13 @@ class Channel(Protocol):
         """Send `text` to `target`; returns the message reference. Raises DeliveryError."""
         ...
 
+    async def notify_image(
+        self, target: str, text: str, png: bytes, filename: str
+    ) -> dict[str, Any]:
+        """Send a picture with `text` (a caption, or a message beside it when too long for
+        one); returns the reference of the message that carries the text."""
+        ...
+
     def limits(self, target: str) -> list[RateLimit]:
         """The rate limits a send to `target` must respect (shared objects where shared)."""
         ...
