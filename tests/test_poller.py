@@ -1,0 +1,150 @@
+"""The poller against the fake RIA with an injected clock: budget, pauses, errors, parsing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from handlers.intake import Intake
+from handlers.ria_api import RiaApiError, RiaClient
+from handlers.ria_poller import HOURLY_CAP, BudgetExceeded, RiaPoller, requests_per_month
+from storage.db import Store
+from storage.outbox import Target
+from tests.fakes.ria import DEFAULT_API_KEY, DEFAULT_USER_ID, KYIV, FakeRia, make_call
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def setup(tmp_path: Path):
+    # mid-month: the quota's pace leaves room for a burst of polls
+    clock = Clock(datetime(2026, 11, 15, 0, 30, tzinfo=KYIV))
+    store = Store(tmp_path / "p.db")
+    await store.open()
+    async with FakeRia(clock=clock) as ria, aiohttp.ClientSession() as session:
+
+        def make(
+            api_key: str = DEFAULT_API_KEY, interval: float = 60, quota: int = 1000
+        ) -> RiaPoller:
+            client = RiaClient(
+                session, base_url=ria.url, api_key=api_key, user_id=str(DEFAULT_USER_ID), timeout=2
+            )
+            intake = Intake(
+                store,
+                targets=[Target("console", "stdout")],
+                missed_statuses=["NOANSWER", "CANCEL", "BUSY"],
+                clock=clock,
+            )
+            return RiaPoller(
+                client,
+                store,
+                intake,
+                tz=KYIV,
+                interval_minutes=interval,
+                monthly_quota=quota,
+                alert_max_age_s=7200,
+                clock=clock,
+            )
+
+        yield clock, ria, store, make
+    await store.close()
+
+
+async def test_poll_stores_yesterday_and_today_and_alerts_only_fresh(setup) -> None:
+    clock, ria, store, make = setup
+    now = datetime.fromtimestamp(clock(), KYIV).replace(tzinfo=None)
+    ria.add_calls(
+        make_call(1, "NOANSWER", when=now - timedelta(minutes=10)),
+        make_call(2, "BUSY", when=now - timedelta(hours=3)),  # older than 2 h: stored only
+        make_call(3, "ANSWER", when=now - timedelta(hours=20)),  # yesterday
+        make_call(4, "NOANSWER", when=now - timedelta(days=3)),  # outside the window
+    )
+    poller = make()
+    assert await poller.poll_once() == 3
+    params = ria.requests[-1]["params"]
+    assert (params["from"], params["to"]) == ("2026-11-14", "2026-11-15")
+    outbox = await store.run(
+        lambda db: [r[0] for r in db.conn.execute("SELECT call_id FROM outbox")]
+    )
+    assert outbox == [1]
+    assert await poller.poll_once() == 0  # nothing new the second time
+
+
+async def test_never_more_than_30_an_hour_even_when_asked_every_minute(setup) -> None:
+    clock, ria, _, make = setup
+    poller = make(interval=1)
+    per_hour: Counter[str] = Counter()
+    for _ in range(3 * 60):  # three hours, a poll a minute
+        if await poller.poll_once() is not None:
+            per_hour[datetime.fromtimestamp(clock(), KYIV).strftime("%H")] += 1
+        clock.now += 60
+    assert max(per_hour.values()) == HOURLY_CAP
+    assert ria.rate_limited == 0
+
+
+async def test_monthly_quota_and_pace(setup) -> None:
+    clock, _, _, make = setup
+    clock.now = datetime(2026, 11, 1, 0, 0, tzinfo=KYIV).timestamp()
+    poller = make(interval=60, quota=100)
+    made = 0
+    for _ in range(30 * 24):  # 30 days, hourly
+        made += await poller.poll_once() is not None
+        clock.now += 3600
+    assert made <= 100
+    assert 90 <= made  # spread over the month, not spent in the first days and then none
+    assert requests_per_month(60) == 744
+
+
+async def test_429_pauses_until_the_next_hour(setup) -> None:
+    clock, ria, _, make = setup
+    poller = make()
+    ria.fail_next(1, status=429)
+    assert await poller.poll_once() is None
+    asked = ria.request_count
+    clock.now += 600
+    assert await poller.poll_once() is None  # still paused: nothing sent
+    assert ria.request_count == asked
+    clock.now += 3000  # past the top of the hour
+    assert await poller.poll_once() == 0
+    assert ria.request_count == asked + 1
+
+
+async def test_errors_are_worded_without_the_key(setup) -> None:
+    _, ria, _, make = setup
+    poller = make(api_key="B" * 40)
+    with pytest.raises(RiaApiError) as info:
+        day = datetime(2026, 11, 15).date()
+        await poller.fetch(day, day, purpose="check")
+    assert info.value.bad_key and info.value.code == "API_KEY_INVALID"
+    assert "B" * 40 not in str(info.value)
+    good = make()
+    ria.fail_next(1, status=502)
+    assert await good.poll_once() is None
+    assert good.failures == 1 and good.retry_delay() == 60
+    assert "HTTP 502" in (good.last_error or "")
+    ria.mode = "hang"
+    assert await good.poll_once() is None
+    assert good.last_error == "RIA API timed out" and good.retry_delay() == 120
+    ria.mode = "ok"
+    assert await good.poll_once() == 0
+    assert good.failures == 0 and good.retry_delay() is None
+
+
+async def test_budget_is_kept_across_restarts(setup) -> None:
+    _, ria, _, make = setup
+    for _ in range(HOURLY_CAP):
+        assert await make().poll_once() is not None  # a new poller each time: a restart
+    with pytest.raises(BudgetExceeded):
+        day = datetime(2026, 11, 15).date()
+        await make().fetch(day, day, purpose="poll")
+    assert ria.request_count == HOURLY_CAP
