@@ -70,15 +70,26 @@ class TargetWorker:
 
     async def run(self) -> None:
         while True:
-            now = self.d.clock()
-            due = self.due(now)
-            if not due:
-                await self._wait(now)
-                continue
-            await acquire(self.channel.limits(self.target.id))
-            due = self.due(self.d.clock())  # more may have arrived while we waited
-            if due:
-                await self._deliver(self._coalesce(due))
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. the database failed while marking a message sent: the rows are still
+                # pending there, so keep the worker alive and try again shortly
+                log.exception("%s: delivery step failed", self.target)
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        now = self.d.clock()
+        due = self.due(now)
+        if not due:
+            await self._wait(now)
+            return
+        await acquire(self.channel.limits(self.target.id))
+        due = self.due(self.d.clock())  # more may have arrived while we waited
+        if due:
+            await self._deliver(self._coalesce(due))
 
     async def _wait(self, now: float) -> None:
         """Sleep until the next item is due or something new arrives."""
