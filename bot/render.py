@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-
 from bot import i18n
 from bot.i18n import t
 from handlers.commands import ErrorReply, HelpReply, MissedReply, Reply, StatsReply
 from handlers.periods import MAX_DAYS, Period, today_in
+from handlers.ria_records import phone_forms
 from storage.calls import Call
 from storage.stats import ANSWER, PeriodStats
 
@@ -133,16 +132,7 @@ def format_phone(raw: str) -> tuple[str, str]:
 
 def parse_phone(raw: str) -> tuple[str, str] | None:
     """(E.164, international display) of a Ukrainian-format number, None if it is not one."""
-    try:
-        number = phonenumbers.parse(raw, "UA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return (
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
-    )
+    return phone_forms(raw)
 
 
 def _number(f: _Format, raw: str) -> _Markup:

@@ -31,15 +31,24 @@ def normalise_status(status: str) -> str:
     return "BUSY" if status == "BYSY" else status
 
 
+def phone_forms(raw: str) -> tuple[str, str] | None:
+    """(E.164, international display) of a Ukrainian-format number; None if it is not one."""
+    try:
+        number = phonenumbers.parse(raw, "UA")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    )
+
+
 def to_e164(number: str) -> str:
     """'0951174074' -> '+380951174074'; anything unparseable comes back as given."""
-    try:
-        parsed = phonenumbers.parse(number, "UA")
-    except phonenumbers.NumberParseException:
-        return number
-    if not phonenumbers.is_possible_number(parsed):
-        return number
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    forms = phone_forms(number)
+    return forms[0] if forms else number
 
 
 def _int(record: Mapping[str, Any], key: str, *, required: bool = False) -> int | None:
