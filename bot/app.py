@@ -83,6 +83,12 @@ class Service:
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.database_path)
+        # set by start(); shutdown() closes whatever a failed start got as far as
+        self.runner: web.AppRunner | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.http_session: aiohttp.ClientSession | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.channels: dict[str, Channel] = {}
 
     async def answer(self, command: str, argument: str) -> commands.Reply:
         return await commands.answer(command, argument, store=self.store, tz=self.settings.tz)
@@ -91,11 +97,11 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        await self.start()
         try:
+            await self.start()
             await self.stopping.wait()
-        finally:
             log.info("stopping")
+        finally:
             await self.shutdown()
 
     async def start(self) -> None:
@@ -224,9 +230,16 @@ class Service:
             )
 
     async def shutdown(self) -> None:
-        await self.runner.cleanup()  # stop taking requests first
-        if self.scheduler.running:
+        """Stop in order; also after a start that failed half-way (port in use, say)."""
+        if self.runner is not None:
+            await self.runner.cleanup()  # stop taking requests first
+        if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.http_session is not None:
+            await self.http_session.close()
+        if self.dispatcher is None:
+            await self.store.close()
+            return
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel) and telegram.app.updater is not None:
             if telegram.app.updater.running:
@@ -237,7 +250,6 @@ class Service:
         await self.dispatcher.stop()
         if isinstance(telegram, TelegramChannel):
             await telegram.stop()
-        await self.http_session.close()
         await self.store.close()
         log.info("stopped")
 

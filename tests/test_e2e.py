@@ -384,3 +384,18 @@ async def test_backfill_stores_history_without_alerts(
         env["DATABASE_PATH"], "SELECT COUNT(*) FROM ria_requests WHERE purpose = 'backfill'"
     ) == [(4,)]
     assert telegram.messages == []
+
+
+async def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from tests.service import base_env
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = base_env(tmp_path, HTTP_PORT=str(taken.getsockname()[1]))
+        code, out, err = await run_cli(env, tmp_path, "run")
+    assert code == 1
+    assert "address already in use" in err
+    assert "Traceback" not in err and "Unclosed" not in err
