@@ -19,6 +19,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import i18n, render
 from bot.channels.base import Channel
 from bot.channels.console import ConsoleChannel
+from bot.channels.slack import SlackChannel, build_client
+from bot.channels.slack import message as slack_message
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -29,6 +31,7 @@ from handlers.intake import Intake
 from handlers.ria_api import RiaClient
 from handlers.ria_poller import RiaPoller
 from handlers.ria_webhook import RiaWebhook
+from handlers.slack_commands import register as register_slack
 from handlers.telegram_commands import COMMANDS, register
 from storage import meta
 from storage.db import Store
@@ -71,7 +74,17 @@ def make_channels(settings: Settings) -> dict[str, Channel]:
             webhook_url=webhook_url,
             webhook_secret=secret,
         )
+    if settings.slack_bot_token is not None:
+        channels["slack"] = SlackChannel(
+            build_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+            signing_secret=_secret(settings.slack_signing_secret),
+            app_token=_secret(settings.slack_app_token),
+        )
     return channels
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 @dataclass
@@ -141,6 +154,9 @@ class Service:
             )
             if s.telegram_webhook_mode:
                 app.add_routes(telegram.routes())
+        slack = self.channels.get("slack")
+        if isinstance(slack, SlackChannel):
+            self._register_slack(slack, app)
         # no access log: the webhook paths carry secrets
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
@@ -152,6 +168,8 @@ class Service:
         await self.dispatcher.start()
         if isinstance(telegram, TelegramChannel):
             telegram.start()
+        if isinstance(slack, SlackChannel):
+            slack.start()
         self.scheduler = AsyncIOScheduler(timezone=s.tz)
         if self.poller is not None:
             self.poller.warn_if_quota_too_small()
@@ -170,6 +188,25 @@ class Service:
             len(s.alert_targets()),
             ", ".join(map(str, s.alert_targets())),
         )
+
+    def _register_slack(self, slack: SlackChannel, app: web.Application) -> None:
+        s = self.settings
+        register_slack(
+            slack.app,
+            channel_ids=s.slack_channel_ids,
+            answer=self.answer,
+            render=lambda reply: render.reply(reply, "mrkdwn", s.language, s.tz),
+            message=slack_message,
+            refusal=i18n.t(s.language, "refusal"),
+            send=slack.send_now,
+        )
+        if s.slack_signing_secret is not None:
+            app.add_routes(slack.routes())
+        if s.slack_signing_secret is None and s.slack_app_token is None:
+            log.info(
+                "slack: commands are off (set SLACK_SIGNING_SECRET for HTTP mode or "
+                "SLACK_APP_TOKEN for Socket Mode); alerts go out"
+            )
 
     def _make_poller(self) -> RiaPoller | None:
         s = self.settings
@@ -250,6 +287,9 @@ class Service:
         await self.dispatcher.stop()
         if isinstance(telegram, TelegramChannel):
             await telegram.stop()
+        slack = self.channels.get("slack")
+        if isinstance(slack, SlackChannel):
+            await slack.stop()
         await self.store.close()
         log.info("stopped")
 

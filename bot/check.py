@@ -10,6 +10,7 @@ import aiohttp
 import sqlite_utils
 
 from bot.app import make_channels
+from bot.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.channels.telegram import TelegramChannel, chat_id
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -66,6 +67,9 @@ async def check(settings: Settings) -> int:
             await _check_telegram(s, telegram, report)
         elif not s.slack_enabled:
             report.line(None, "no chat configured: alerts print to the console")
+        slack = channels.get("slack")
+        if isinstance(slack, SlackChannel):
+            await _check_slack(s, slack, report)
     finally:
         await store.close()
     print(f"\n{'all good' if not report.problems else f'{report.problems} problem(s)'}")
@@ -134,6 +138,64 @@ async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report
                 f"Telegram chat {chat}: {exc.message} (add the bot to the chat, or send it /start)",
             )
     await bot.shutdown()
+
+
+async def _check_slack(s: Settings, slack: SlackChannel, report: Report) -> None:
+    from slack_sdk.errors import SlackApiError
+
+    client = slack.client
+    try:
+        auth = await client.auth_test()
+        report.line(True, f"Slack: bot @{auth.get('user')} in workspace “{auth.get('team')}”")
+    except SlackApiError as exc:
+        report.line(False, f"Slack: {describe(error_code(exc))}")
+        return
+    except FAILURES as exc:
+        report.line(False, f"Slack: cannot reach {s.slack_api_url}: {type(exc).__name__} {exc}")
+        return
+    for channel in s.slack_channel_ids:
+        try:
+            info = (await client.conversations_info(channel=channel))["channel"]
+        except SlackApiError as exc:
+            code = error_code(exc)
+            if code == "missing_scope":  # the bot may still post; only the check cannot see
+                report.line(
+                    None,
+                    f"Slack channel {channel}: not checked (the app lacks the channels:read "
+                    "and groups:read scopes)",
+                )
+            else:
+                report.line(False, f"Slack channel {channel}: {describe(code)}")
+            continue
+        except FAILURES as exc:
+            report.line(False, f"Slack channel {channel}: {type(exc).__name__} {exc}")
+            continue
+        name = f"#{info['name']}" if info.get("name") else "a direct message"
+        if info.get("is_archived"):
+            report.line(False, f"Slack channel {channel}: {name} is archived")
+        elif not info.get("is_member") and not info.get("is_im"):
+            report.line(
+                False,
+                f"Slack channel {channel}: the bot is not in {name} (invite it: /invite @bot)",
+            )
+        else:
+            report.line(True, f"Slack channel {channel}: {name}, the bot can post")
+    if s.slack_app_token is not None:
+        try:
+            await client.apps_connections_open(app_token=s.slack_app_token.get_secret_value())
+            report.line(True, "Slack Socket Mode: the app token works")
+        except SlackApiError as exc:
+            report.line(False, f"Slack Socket Mode: {error_code(exc)} (check SLACK_APP_TOKEN)")
+        except FAILURES as exc:
+            report.line(False, f"Slack Socket Mode: {type(exc).__name__} {exc}")
+    elif s.slack_signing_secret is not None:
+        base = (s.public_url or "https://<PUBLIC_URL>").rstrip("/")
+        report.line(None, f"Slack HTTP mode: Request URL {base}/webhooks/slack")
+    else:
+        report.line(
+            None,
+            "Slack commands are off (set SLACK_SIGNING_SECRET or SLACK_APP_TOKEN); alerts work",
+        )
 
 
 async def send_test(settings: Settings, timeout: float = 30.0) -> int:

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from handlers.ria_records import normalise_status
@@ -152,6 +152,22 @@ class Settings(BaseSettings):
             raise ValueError("is not a bot token from @BotFather (expects 123456:ABC...)")
         return value
 
+    @field_validator("slack_bot_token", "slack_app_token")
+    @classmethod
+    def _slack_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # a swapped bot and app token is the usual mistake: say which is which
+        if value is None:
+            return value
+        if info.field_name == "slack_bot_token" and not value.get_secret_value().startswith(
+            ("xoxb-", "xoxp-")
+        ):
+            raise ValueError("is not a Slack bot token (expects xoxb-...)")
+        if info.field_name == "slack_app_token" and not value.get_secret_value().startswith(
+            "xapp-"
+        ):
+            raise ValueError("is not a Slack app-level token (expects xapp-...)")
+        return value
+
     @field_validator("missed_statuses", mode="before")
     @classmethod
     def _statuses(cls, value: Any) -> tuple[str, ...]:
@@ -245,6 +261,8 @@ class Settings(BaseSettings):
             lines.append("TELEGRAM_CHAT_IDS: required when TELEGRAM_BOT_TOKEN is set")
         if self.slack_enabled and not self.slack_channel_ids:
             lines.append("SLACK_CHANNEL_IDS: required when SLACK_BOT_TOKEN is set")
+        if not self.slack_enabled and (self.slack_signing_secret or self.slack_app_token):
+            lines.append("SLACK_SIGNING_SECRET / SLACK_APP_TOKEN: need SLACK_BOT_TOKEN too")
         if self.telegram_webhook_secret is not None and self.public_url is None:
             lines.append("TELEGRAM_WEBHOOK_SECRET: needs PUBLIC_URL too (webhook mode)")
         return lines

@@ -23,6 +23,9 @@ _PATTERNS = [
     re.compile(r"(/webhooks/telegram/)[^/\s?'\"]+"),
     re.compile(r"(xox[abpr]-)[A-Za-z0-9-]+"),
     re.compile(r"(xapp-)[A-Za-z0-9-]+"),
+    # Slack: a Socket Mode URL's ticket, and response_url / webhook paths (bearer URLs)
+    re.compile(r"(ticket=)[^&\s'\"]+"),
+    re.compile(r"(hooks\.slack\.com/)[^\s'\"]+"),
 ]
 
 

@@ -293,8 +293,36 @@ class FakeSlack(FakeServer):
         """Send a slash command to an app's Request URL as Slack does, signed;
         returns (HTTP status, body, the response_url it carried)."""
         fields = self.slash_command(channel_id, command, text, user_id=user_id)
-        body = urllib.parse.urlencode(fields)
+        status, body = await self.post_signed(
+            url,
+            signing_secret,
+            urllib.parse.urlencode(fields),
+            timestamp=timestamp,
+            bad_signature=bad_signature,
+        )
+        return status, body, fields["response_url"]
+
+    async def post_event(
+        self, url: str, signing_secret: str, event: JSONDict, **kwargs: Any
+    ) -> tuple[int, str]:
+        """Send an Events API request (`event_callback` around `event`) to a Request URL."""
+        body = json.dumps(self.event_callback(event))
+        return await self.post_signed(url, signing_secret, body, json_body=True, **kwargs)
+
+    async def post_signed(
+        self,
+        url: str,
+        signing_secret: str,
+        body: str,
+        *,
+        json_body: bool = False,
+        timestamp: int | None = None,
+        bad_signature: bool = False,
+    ) -> tuple[int, str]:
+        """POST `body` with Slack's signature headers; returns (HTTP status, body)."""
         headers = signed_headers(signing_secret, body, timestamp)
+        if json_body:
+            headers["Content-Type"] = "application/json"
         if bad_signature:
             headers["X-Slack-Signature"] = signature("not-" + signing_secret, 0, body)
         timeout = aiohttp.ClientTimeout(total=10)
@@ -302,7 +330,24 @@ class FakeSlack(FakeServer):
             aiohttp.ClientSession(timeout=timeout) as session,
             session.post(url, data=body.encode(), headers=headers) as resp,
         ):
-            return resp.status, await resp.text(), fields["response_url"]
+            return resp.status, await resp.text()
+
+    def mention(
+        self, channel_id: str, text: str, *, user_id: str = USER_ID, thread_ts: str | None = None
+    ) -> JSONDict:
+        """An app_mention event. Write the mention as Slack does: f"<@{BOT_USER_ID}> stats"."""
+        ts = self._ts()
+        event: JSONDict = {
+            "type": "app_mention",
+            "user": user_id,
+            "text": text,
+            "ts": ts,
+            "channel": channel_id,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return event
 
     # --- Socket Mode ---------------------------------------------------------------------
 
@@ -333,20 +378,10 @@ class FakeSlack(FakeServer):
     ) -> tuple[str, str]:
         """Deliver an app_mention event over Socket Mode; returns (envelope_id, event ts).
         Write the mention as Slack does: f"<@{BOT_USER_ID}> stats today"."""
-        ts = self._ts()
-        event: JSONDict = {
-            "type": "app_mention",
-            "user": user_id,
-            "text": text,
-            "ts": ts,
-            "channel": channel_id,
-            "event_ts": ts,
-        }
-        if thread_ts:
-            event["thread_ts"] = thread_ts
+        event = self.mention(channel_id, text, user_id=user_id, thread_ts=thread_ts)
         payload = self.event_callback(event)
         envelope_id = await self._push("events_api", payload, accepts_response_payload=False)
-        return envelope_id, ts
+        return envelope_id, event["ts"]
 
     def event_callback(self, event: JSONDict) -> JSONDict:
         """An Events API body around `event`, as Slack sends it."""

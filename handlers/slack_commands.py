@@ -1,0 +1,101 @@
+"""Slack adapter for the chat commands: Bolt listeners around the neutral command core.
+
+Two ways in, the same answers: a slash command (`/stats today`) and a mention of the bot
+(`@bot stats today`). Slack wants every request acknowledged within 3 seconds, so a slash
+command is acked at once and answered afterwards through its response_url; a mention (an
+event, which Bolt acks by itself) is answered in its thread with chat.postMessage.
+
+Rendering, Block Kit and sending come in from bot/ (this package does not import it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.commands import Reply, split_command
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("stats", "missed", "help")
+# A workspace where /stats is taken can name the commands /ria-stats, /ria-missed, ...
+_PREFIXES = ("ria-", "ria_")
+
+AnswerFn = Callable[[str, str], Awaitable[Reply]]
+RenderFn = Callable[[Reply], str]  # a reply as mrkdwn
+MessageFn = Callable[[str], dict[str, Any]]  # mrkdwn -> {"text": ..., "blocks": [...]}
+# posts to a channel within the channel's rate limit (it may be busy with alerts)
+SendFn = Callable[..., Awaitable[object]]
+
+
+def command_word(command: str) -> str:
+    """'/stats' -> 'stats'; '/ria-stats' -> 'stats'."""
+    word = command.strip().removeprefix("/").lower()
+    for prefix in _PREFIXES:
+        if word.startswith(prefix):
+            return word.removeprefix(prefix)
+    return word
+
+
+def register(
+    app: AsyncApp,
+    *,
+    channel_ids: Iterable[str],
+    answer: AnswerFn,
+    render: RenderFn,
+    message: MessageFn,
+    refusal: str,
+    send: SendFn,
+) -> None:
+    """Answer in the configured channels; a short refusal, seen only by the asker, elsewhere."""
+    allowed = frozenset(channel_ids)
+
+    async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()  # within Slack's 3 s; the answer follows through response_url
+        channel = str(command.get("channel_id", ""))
+        word = command_word(str(command.get("command", "")))
+        try:
+            if channel not in allowed:
+                log.info(
+                    "slack: refused /%s from channel %s (not in SLACK_CHANNEL_IDS)", word, channel
+                )
+                result = await respond(text=refusal, response_type="ephemeral")
+            else:
+                reply = await answer(word, str(command.get("text", "")))
+                # in_channel: the team sees the answer, as in a Telegram group
+                result = await respond(response_type="in_channel", **message(render(reply)))
+            if result.status_code != 200:
+                log.warning(
+                    "slack: could not answer /%s: response_url answered HTTP %s",
+                    word,
+                    result.status_code,
+                )
+        except Exception as exc:  # the platform's error, already worded for a log line
+            log.warning("slack: could not answer /%s: %s", word, exc)
+
+    async def on_mention(event: dict[str, Any], client: AsyncWebClient) -> None:
+        channel = str(event.get("channel", ""))
+        command, argument = split_command(str(event.get("text", "")))
+        thread = event.get("thread_ts") or event.get("ts")
+        try:
+            if channel not in allowed:
+                log.info(
+                    "slack: refused a mention in channel %s (not in SLACK_CHANNEL_IDS)", channel
+                )
+                await client.chat_postEphemeral(
+                    channel=channel, user=str(event.get("user", "")), text=refusal
+                )
+                return
+            reply = await answer(command, argument)
+            await send(channel, render(reply), thread_ts=thread)
+        except Exception as exc:
+            log.warning("slack: could not answer a mention (%s): %s", command or "help", exc)
+
+    # every slash command of the app: unknown words get the neutral core's "unknown command"
+    app.command(re.compile(r"^/"))(on_command)
+    app.event("app_mention")(on_mention)
