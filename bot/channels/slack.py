@@ -22,6 +22,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -29,6 +30,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.channels.base import DeliveryError, RateLimit, acquire
 
 log = logging.getLogger(__name__)
+
+
+class _NoTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself (our variable has the same
+    name), then warns at every start that the client we pass wins over it. It does, on
+    purpose: the client carries our base URL and timeout."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_NoTokenWarning())
 
 WEBHOOK_PATH = "/webhooks/slack"
 SECTION_LIMIT = 3000  # characters in one section block's text
