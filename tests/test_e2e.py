@@ -395,7 +395,7 @@ async def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         env = base_env(tmp_path, HTTP_PORT=str(taken.getsockname()[1]))
-        code, out, err = await run_cli(env, tmp_path, "run")
+        code, _out, err = await run_cli(env, tmp_path, "run")
     assert code == 1
     assert "address already in use" in err
     assert "Traceback" not in err and "Unclosed" not in err
