@@ -52,3 +52,17 @@ def test_slack_mistakes_are_one_line_each(overrides: dict[str, str], line: str) 
     for value in overrides.values():
         if value.startswith("x"):
             assert value not in line  # a token is never echoed back
+
+
+def test_slack_bearer_urls_are_redacted_from_logs() -> None:
+    from bot.logs import Redactor
+
+    redact = Redactor()
+    line = (
+        "connect wss://wss-primary.slack.com/link/?ticket=9f8e-7d6c&app_id=A1 then POST "
+        "https://hooks.slack.com/commands/T1/123/AbCdEf with xoxb-1-2-abc and xapp-1-A1-2-def"
+    )
+    out = redact(line)
+    for secret in ("9f8e-7d6c", "T1/123/AbCdEf", "1-2-abc", "1-A1-2-def"):
+        assert secret not in out
+    assert "app_id=A1" in out  # only the secret part goes
