@@ -82,6 +82,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status_BUSY": "зайнято",
         "status_FAILED": "збій",
         "status_CONGESTION": "мережа перевантажена",
+        # daily and weekly summaries (bot/summary_text, bot/chart)
+        "summary_daily_title": "📊 Підсумок дня: {period}",
+        "summary_weekly_title": "📊 Підсумок тижня: {period}",
+        "summary_until": "{period}, до {time}",
+        "summary_empty": "{title} — дзвінків не було.",
+        "summary_compared": "У дужках — зміна проти {period}",
+        "summary_total": "Дзвінків: {total}{delta} · абонентів: {callers}",
+        "summary_answered": "✅ Відповіли: {count}{delta} — {rate}{rate_delta}",
+        "summary_missed": "🔴 Пропущено: {count}{delta}",
+        "summary_times": "⏱ Середнє очікування: {wait}{wait_delta} · розмова: {talk}{talk_delta}",
+        "summary_waiting": "📞 Досі не додзвонилися: {waiting} · додзвонилися пізніше: {reached}",
+        "summary_busiest": "🕐 Найбільше дзвінків: {hours}",
+        "summary_days": "📅 По днях:",
+        "summary_day_line": "{day}: {total} · ✅ {answered} · 🔴 {missed}",
+        "summary_clock_back": "{date}: годинник переведено назад, година {hour} була двічі",
+        "summary_clock_forward": "{date}: годинник переведено вперед, години {hour} не було",
+        "summary_pp": "{value} в. п.",
+        "weekdays": "пн вт ср чт пт сб нд",
+        "chart_hours_title": "Дзвінки за годинами: {period}",
+        "chart_days_title": "Дзвінки за днями: {period}",
+        "chart_answered": "відповіли",
+        "chart_missed": "пропущені",
+        "chart_other": "інші",
+        "chart_hour_axis": "година",
+        "chart_calls_axis": "дзвінки",
     },
     "en": {
         "missed_call": "Missed call",
@@ -145,6 +170,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "status_BUSY": "busy",
         "status_FAILED": "failed",
         "status_CONGESTION": "network congestion",
+        "summary_daily_title": "📊 Daily summary: {period}",
+        "summary_weekly_title": "📊 Weekly summary: {period}",
+        "summary_until": "{period}, until {time}",
+        "summary_empty": "{title} — no calls.",
+        "summary_compared": "In brackets: the change against {period}",
+        "summary_total": "Calls: {total}{delta} · callers: {callers}",
+        "summary_answered": "✅ Answered: {count}{delta} — {rate}{rate_delta}",
+        "summary_missed": "🔴 Missed: {count}{delta}",
+        "summary_times": "⏱ Average wait: {wait}{wait_delta} · talk: {talk}{talk_delta}",
+        "summary_waiting": "📞 Still not reached: {waiting} · got through later: {reached}",
+        "summary_busiest": "🕐 Busiest hours: {hours}",
+        "summary_days": "📅 By day:",
+        "summary_day_line": "{day}: {total} · ✅ {answered} · 🔴 {missed}",
+        "summary_clock_back": "{date}: the clocks went back, the hour {hour} happened twice",
+        "summary_clock_forward": "{date}: the clocks went forward, there was no hour {hour}",
+        "summary_pp": "{value} pp",
+        "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
+        "chart_hours_title": "Calls by hour: {period}",
+        "chart_days_title": "Calls by day: {period}",
+        "chart_answered": "answered",
+        "chart_missed": "missed",
+        "chart_other": "other",
+        "chart_hour_axis": "hour",
+        "chart_calls_axis": "calls",
     },
 }
 
@@ -182,6 +231,11 @@ def duration(lang: str, seconds: float | None) -> str:
     if total < 3600:
         return t(lang, "duration_m", m=total // 60, s=total % 60)
     return t(lang, "duration_h", h=total // 3600, m=total % 3600 // 60)
+
+
+def weekday(lang: str, value: date) -> str:
+    """'пт' / 'Fri'."""
+    return t(lang, "weekdays").split()[value.weekday()]
 
 
 def day(lang: str, value: date, *, year: bool = True) -> str:
