@@ -10,6 +10,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from bot.channels.telegram import TelegramChannel, build_application
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
 from bot.logs import REDACT
+from bot.summary_schedule import SummaryScheduler
 from handlers import commands
 from handlers.health import Health
 from handlers.intake import Intake
@@ -53,7 +55,9 @@ async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
 
 
 def make_channels(settings: Settings) -> dict[str, Channel]:
-    channels: dict[str, Channel] = {"console": ConsoleChannel()}
+    # the console writes the summary's chart next to the database
+    console = ConsoleChannel(image_dir=Path(settings.database_path).parent)
+    channels: dict[str, Channel] = {"console": console}
     if settings.telegram_bot_token is not None:
         webhook_url = None
         secret = None
@@ -182,6 +186,10 @@ class Service:
                 max_instances=1,
                 coalesce=True,
             )
+        self.summaries = SummaryScheduler.from_settings(
+            s, self.store, submit=self.dispatcher.submit, poller=self.poller
+        )
+        self.summaries.schedule(self.scheduler)
         self.scheduler.start()
         log.info(
             "ready: %d alert target(s): %s",

@@ -1,4 +1,4 @@
-"""`ria-calls-bot` / `python -m bot`: run, backfill, stats, check, send-test."""
+"""`ria-calls-bot` / `python -m bot`: run, backfill, stats, summary, check, send-test."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def parser() -> argparse.ArgumentParser:
     )
     mi = sub.add_parser("missed", help="print what /missed would answer")
     mi.add_argument("period", nargs="*")
+    su = sub.add_parser("summary", help="print the daily or weekly summary, or send it now")
+    su.add_argument(
+        "when",
+        nargs="?",
+        default="today",
+        metavar="DATE|week",
+        help="today (default), yesterday, YYYY-MM-DD, or week (last Monday-Sunday)",
+    )
+    su.add_argument("--send", action="store_true", help="send it to every alert target now")
+    su.add_argument("--chart", metavar="FILE", help="write the chart to FILE (PNG)")
     sub.add_parser("check", help="validate the configuration and reach each configured service")
     sub.add_parser("send-test", help="send a test alert to every target")
     return p
@@ -66,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(backfill(settings, args.day_from, args.day_to))
         if command in ("stats", "missed"):
             return asyncio.run(print_answer(settings, command, " ".join(args.period)))
+        if command == "summary":
+            from bot.summary_cli import run as summary
+
+            return asyncio.run(summary(settings, args.when, send=args.send, chart_path=args.chart))
         if command == "check":
             from bot.check import check
 

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
 
     summary_time: Annotated[time | None, NoDecode] = time(20, 0)
+    summary_weekly: Annotated[bool, NoDecode] = True  # Monday 09:00 local, last Mon–Sun
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -207,6 +208,18 @@ class Settings(BaseSettings):
         if not match or int(match[1]) > 23 or int(match[2]) > 59:
             raise ValueError(f'"{value}" is not a time of day (HH:MM, or empty for off)')
         return time(int(match[1]), int(match[2]))
+
+    @field_validator("summary_weekly", mode="before")
+    @classmethod
+    def _summary_weekly(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("on", "true", "yes", "1"):
+            return True
+        if text in ("off", "false", "no", "0", "", "none"):
+            return False
+        raise ValueError(f'"{value}" is not on or off')
 
     # --- derived ------------------------------------------------------------------------
 

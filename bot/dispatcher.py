@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from bot import render
 from bot.channels.base import Channel, DeliveryError, acquire
+from bot.summary import payload_image
 from storage import outbox
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
@@ -137,7 +138,7 @@ class TargetWorker:
                 if index:
                     await acquire(self.channel.limits(self.target.id))
                 try:
-                    ref = await self.channel.notify(self.target.id, text)
+                    ref = await self._send(part_items, text)
                 except DeliveryError as exc:
                     await self._failed(
                         part_items + [i for p, _ in parts[index + 1 :] for i in p], exc
@@ -150,6 +151,13 @@ class TargetWorker:
                 await self._sent(part_items, ref)
         finally:
             self.sending = False
+
+    async def _send(self, items: list[OutboxItem], text: str) -> dict[str, Any]:
+        # a summary with a chart goes as a picture with its text (bot/summary builds both)
+        image = payload_image(items[0]) if len(items) == 1 else None
+        if image is not None:
+            return await self.channel.notify_image(self.target.id, text, *image)
+        return await self.channel.notify(self.target.id, text)
 
     async def _sent(self, items: list[OutboxItem], ref: dict[str, Any]) -> None:
         ids = [item.id for item in items if item.id is not None]

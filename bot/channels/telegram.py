@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -31,6 +32,7 @@ from bot.channels.base import DeliveryError, RateLimit, acquire
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CAPTION_LIMIT = 1024  # a photo's caption, in UTF-16 code units like the 4096 of a message
 
 
 def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Application:
@@ -53,6 +55,10 @@ def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Applic
 
 def _seconds(value: int | float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def chat_id(target: str) -> int | str:
@@ -93,13 +99,40 @@ class TelegramChannel:
         return [limit, self._overall]
 
     async def notify(self, target: str, text: str) -> dict[str, Any]:
-        try:
-            message = await self.app.bot.send_message(
+        return await self._sent(
+            self.app.bot.send_message(
                 chat_id=chat_id(target),
                 text=text,
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
+        )
+
+    async def notify_image(
+        self, target: str, text: str, png: bytes, filename: str
+    ) -> dict[str, Any]:
+        """The picture with the text as its caption; when the text is too long for one, the
+        picture alone and then the text as a message of its own (the returned reference).
+
+        Should the second message fail after the picture went out, the outbox retries both:
+        at worst the chart is posted twice, never the summary lost."""
+        fits = _utf16_len(text) <= CAPTION_LIMIT  # markup counted too: an upper bound
+        ref = await self._sent(
+            self.app.bot.send_photo(
+                chat_id=chat_id(target),
+                photo=InputFile(png, filename=filename),
+                caption=text if fits else None,
+                parse_mode=ParseMode.HTML if fits else None,
+            )
+        )
+        if fits:
+            return ref
+        return await self.send_now(target, text)  # paced by the chat's rate limit
+
+    async def _sent(self, request: Awaitable[Message]) -> dict[str, Any]:
+        """Await a sending request; its reference, or DeliveryError saying if it is final."""
+        try:
+            message = await request
         except RetryAfter as exc:
             raise DeliveryError(
                 "Telegram: too many requests", retry_after=_seconds(exc.retry_after)

@@ -1,0 +1,136 @@
+"""`ria-calls-bot summary [DATE|week] [--send] [--chart FILE]`: preview or send a summary.
+
+Without --send nothing leaves the machine: the text is printed and, with --chart, the PNG
+written. With --send the summary goes through the outbox to every alert target, like
+`send-test`, under a key of its own: a preview sent by hand never stops the scheduled
+summary of the same day from going out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from bot import chart, summary_text
+from bot.config import Settings
+from bot.summary import DAILY, WEEKLY, build, monday_of, payload_image
+from bot.summary_schedule import draw_chart, summary_items
+from storage import outbox
+from storage.db import Store
+from storage.outbox import OutboxItem, Target
+
+_TODAY = ("", "today", "сьогодні")
+_YESTERDAY = ("yesterday", "вчора")
+_WEEK = ("week", "тиждень")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_when(text: str, today: date) -> tuple[str, date]:
+    """(kind, day): a day, or the Monday of the last full Monday–Sunday week."""
+    word = text.strip().lower()
+    if word in _TODAY:
+        return DAILY, today
+    if word in _YESTERDAY:
+        return DAILY, today - timedelta(days=1)
+    if word in _WEEK:
+        return WEEKLY, monday_of(today) - timedelta(days=7)
+    try:
+        day = date.fromisoformat(word) if len(word) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise UsageError(f'"{text}" is not today, yesterday, week or a date (YYYY-MM-DD)')
+    if day > today:
+        raise UsageError(f"{day} is in the future")
+    return DAILY, day
+
+
+async def run(settings: Settings, when: str, *, send: bool, chart_path: str | None) -> int:
+    s = settings
+    now = time.time()
+    try:
+        kind, day = parse_when(when, datetime.fromtimestamp(now, s.tz).date())
+    except UsageError as exc:
+        print(f"summary: {exc}", file=sys.stderr)
+        return 2
+    store = Store(s.database_path)
+    await store.open()
+    try:
+        if send:
+            return await _send(s, store, kind, day, now, chart_path)
+        summary = await store.run(build, kind, day, s.tz, now=now)
+        print(summary_text.text(summary, "text", s.language, s.tz))
+        if chart_path is None:
+            return 0
+        if summary.stats.total == 0:
+            print("no calls: no chart drawn", file=sys.stderr)
+            return 0
+        if not chart.available():
+            return 1
+        png = await draw_chart(summary, s.language, s.tz)
+        if png is None:
+            return 1
+        await asyncio.to_thread(Path(chart_path).write_bytes, png)
+        print(f"chart: {chart_path}", file=sys.stderr)
+        return 0
+    finally:
+        await store.close()
+
+
+async def _send(
+    s: Settings, store: Store, kind: str, day: date, now: float, chart_path: str | None
+) -> int:
+    def key(target: Target) -> str:
+        return f"summary:{kind}:{day.isoformat()}:manual:{now}:{target}"
+
+    _, items = await summary_items(
+        store, kind, day, targets=s.alert_targets(), key=key, tz=s.tz, lang=s.language, now=now
+    )
+    image = payload_image(items[0]) if items else None
+    if chart_path is not None and image is not None:
+        await asyncio.to_thread(Path(chart_path).write_bytes, image[0])
+    items = await store.run(outbox.enqueue, items)
+    return await deliver_now(s, store, items)
+
+
+async def deliver_now(
+    s: Settings, store: Store, items: list[OutboxItem], timeout: float = 60.0
+) -> int:
+    """Deliver queued items through the usual dispatcher; report each target, as send-test."""
+    from bot.app import make_channels
+    from bot.channels.telegram import TelegramChannel
+    from bot.check import BAD, OK, _states
+    from bot.dispatcher import Dispatcher
+
+    channels = make_channels(s)
+    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
+    ids = [item.id for item in items]
+    try:
+        dispatcher.submit(items)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = await store.run(_states, ids)
+            if all(state != outbox.PENDING for state, _ in states.values()):
+                break
+            await asyncio.sleep(0.2)
+        states = await store.run(_states, ids)
+    finally:
+        await dispatcher.stop()
+        for channel in channels.values():
+            if isinstance(channel, TelegramChannel):
+                await channel.app.bot.shutdown()
+    failed = 0
+    for item in items:
+        assert item.id is not None
+        state, error = states[item.id]
+        ok = state == outbox.SENT
+        failed += not ok
+        detail = "sent" if ok else f"{state}: {error or 'no answer in time'}"
+        print(f"{OK if ok else BAD} {item.target}: {detail}")
+    return 1 if failed else 0

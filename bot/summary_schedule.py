@@ -1,0 +1,258 @@
+"""When summaries go out, exactly once each, whatever restarts happen in between.
+
+Each summary has one outbox row per target with the dedup key
+`summary:<daily|weekly>:<day>:<target>` (the day, or the Monday of the week reported), so
+queueing it twice is a no-op. Rather than a cron job at SUMMARY_TIME, which fires once and
+is lost if the service is down (or the event loop busy, or the clock jumps), a tick runs at
+the start of every minute and at start-up and asks: which summaries should exist by now,
+today? Those not in the outbox yet are built and queued. So a restart after the summary
+went out sends nothing, and a service that was down at SUMMARY_TIME sends it when it comes
+back, the same day (the weekly one: the same Monday). A summary missed for a whole day is
+not sent late: yesterday's figures at lunchtime would be noise, and the next one comes.
+
+Before a summary is built, the poller reconciles with RIA (when polling is on), so calls
+whose webhook was lost are in it. That wait is bounded: a slow RIA delays the summary by
+RECONCILE_TIMEOUT_S at most, never cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from bot import chart, summary_text
+from bot.render import FORMATS
+from bot.summary import DAILY, WEEKLY, Summary, build, payload
+from storage import outbox
+from storage.db import Store
+from storage.outbox import OutboxItem, Target
+from storage.summary import existing_keys
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.config import Settings
+    from handlers.ria_poller import RiaPoller
+
+log = logging.getLogger(__name__)
+
+WEEKLY_AT = clock_time(9, 0)  # Monday, local: the start of the working week
+RECONCILE_TIMEOUT_S = 30.0
+FRESH_POLL_S = 120.0  # a poll this recent is reconciliation enough
+
+
+@dataclass(frozen=True)
+class Due:
+    """A summary that should exist by now: the day, or the Monday of the week reported."""
+
+    kind: str
+    day: date
+
+    def key(self, target: Target) -> str:
+        return f"summary:{self.kind}:{self.day.isoformat()}:{target}"
+
+
+def local_at(day: date, when: clock_time, tz: ZoneInfo) -> datetime:
+    """`when` on `day` in `tz`. A time the clocks skip (03:30 the day they go forward) falls
+    an hour later, 04:30; a time that happens twice counts at its first occurrence."""
+    return datetime.combine(day, when, tzinfo=tz)
+
+
+def due(now: datetime, *, summary_time: clock_time | None, weekly: bool, tz: ZoneInfo) -> list[Due]:
+    """The summaries that should have gone out by `now` (aware), today only."""
+    today = now.astimezone(tz).date()
+    wanted = []
+    if summary_time is not None and now >= local_at(today, summary_time, tz):
+        wanted.append(Due(DAILY, today))
+    if weekly and today.weekday() == 0 and now >= local_at(today, WEEKLY_AT, tz):
+        wanted.append(Due(WEEKLY, today - timedelta(days=7)))
+    return wanted
+
+
+async def draw_chart(s: Summary, lang: str, tz: ZoneInfo) -> bytes | None:
+    """The PNG, or None: no calls, no matplotlib, or drawing failed (the text still goes)."""
+    if s.stats.total == 0 or not chart.available():
+        return None
+    try:
+        # CPU-bound for ~0.1 s (more on the first, which imports matplotlib): off the loop
+        return await asyncio.to_thread(chart.draw, summary_text.chart_data(s, lang, tz))
+    except Exception:
+        log.exception("summary: drawing the chart failed; sending the text alone")
+        return None
+
+
+async def summary_items(
+    store: Store,
+    kind: str,
+    day: date,
+    *,
+    targets: Sequence[Target],
+    key: Callable[[Target], str],
+    tz: ZoneInfo,
+    lang: str,
+    now: float,
+    with_chart: bool = True,
+) -> tuple[Summary, list[OutboxItem]]:
+    """Build the summary once and make one outbox item per target (not yet inserted)."""
+    s = await store.run(build, kind, day, tz, now=now)
+    texts = {fmt: summary_text.text(s, fmt, lang, tz) for fmt in FORMATS}
+    png = await draw_chart(s, lang, tz) if with_chart else None
+    data = payload(s, texts, png)
+    items = [
+        OutboxItem(
+            dedup_key=key(target),
+            kind="summary",
+            target=target,
+            created_at=now,
+            next_attempt_at=now,
+            payload=data,
+        )
+        for target in targets
+    ]
+    return s, items
+
+
+class SummaryScheduler:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        targets: Sequence[Target],
+        tz: ZoneInfo,
+        lang: str,
+        summary_time: clock_time | None,
+        weekly: bool,
+        submit: Callable[[list[OutboxItem]], None],
+        poller: RiaPoller | None = None,
+        clock: Callable[[], float] = time.time,
+        reconcile_timeout: float = RECONCILE_TIMEOUT_S,
+    ) -> None:
+        self.store = store
+        self.targets = list(targets)
+        self.tz = tz
+        self.lang = lang
+        self.summary_time = summary_time
+        self.weekly = weekly
+        self.submit = submit
+        self.poller = poller
+        self.clock = clock
+        self.reconcile_timeout = reconcile_timeout
+        self._done: set[str] = set()  # keys known to be in the outbox: no query each minute
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: Store,
+        *,
+        submit: Callable[[list[OutboxItem]], None],
+        poller: RiaPoller | None,
+    ) -> SummaryScheduler:
+        return cls(
+            store,
+            targets=settings.alert_targets(),
+            tz=settings.tz,
+            lang=settings.language,
+            summary_time=settings.summary_time,
+            weekly=settings.summary_weekly,
+            submit=submit,
+            poller=poller,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.summary_time is not None or self.weekly
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """Tick now (the catch-up after downtime) and at the start of every minute."""
+        if not self.enabled:
+            log.info("summaries are off (SUMMARY_TIME empty, SUMMARY_WEEKLY=off)")
+            return
+        scheduler.add_job(
+            self.tick,
+            "cron",
+            second=0,
+            id="summaries",
+            next_run_time=datetime.now(self.tz),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=30,
+        )
+        parts = []
+        if self.summary_time is not None:
+            parts.append(f"daily at {self.summary_time:%H:%M}")
+        if self.weekly:
+            parts.append(f"weekly on Monday at {WEEKLY_AT:%H:%M}")
+        log.info("summaries: %s (%s)", ", ".join(parts), self.tz.key)
+
+    async def tick(self) -> list[OutboxItem]:
+        """Queue every summary that is due and not in the outbox yet; returns the new rows."""
+        try:
+            return await self._tick()
+        except Exception:
+            # the next minute tries again; nothing is half-queued (one transaction)
+            log.exception("summary: could not queue; retrying in a minute")
+            return []
+
+    async def _tick(self) -> list[OutboxItem]:
+        now = datetime.fromtimestamp(self.clock(), self.tz)
+        wanted = due(now, summary_time=self.summary_time, weekly=self.weekly, tz=self.tz)
+        keys = [d.key(t) for d in wanted for t in self.targets]
+        if all(k in self._done for k in keys):
+            return []
+        self._done |= await self.store.run(existing_keys, keys)
+        todo = [(d, [t for t in self.targets if d.key(t) not in self._done]) for d in wanted]
+        todo = [(d, targets) for d, targets in todo if targets]
+        if not todo:
+            return []
+        await self.reconcile()
+        queued: list[OutboxItem] = []
+        for d, targets in todo:
+            s, items = await summary_items(
+                self.store,
+                d.kind,
+                d.day,
+                targets=targets,
+                key=d.key,
+                tz=self.tz,
+                lang=self.lang,
+                now=self.clock(),
+            )
+            new = await self.store.run(outbox.enqueue, items)
+            self._done.update(item.dedup_key for item in items)
+            log.info(
+                "summary %s queued for %d target(s): %d call(s)%s",
+                s.key,
+                len(new),
+                s.stats.total,
+                "" if "png" in items[0].payload else ", no chart",
+            )
+            self.submit(new)
+            queued += new
+        return queued
+
+    async def reconcile(self) -> None:
+        """Let the poller fetch what the webhook may have missed, for a bounded time."""
+        poller = self.poller
+        if poller is None:
+            return
+        if poller.last_ok is not None and self.clock() - poller.last_ok < FRESH_POLL_S:
+            return
+        # not cancelled on timeout: the poll finishes in the background and stores its calls
+        task = asyncio.create_task(poller.poll_once(), name="summary reconcile")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.reconcile_timeout)
+        if not done:
+            log.warning(
+                "summary: RIA did not answer within %.0f s; building the summary without it",
+                self.reconcile_timeout,
+            )
