@@ -105,3 +105,14 @@ def test_secrets_are_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
     assert "SECRETKEY" not in repr(s)
     assert "SECRETKEY" * 4 in s.secrets()
+
+
+def test_summary_weekly(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().summary_weekly is True
+    for value, expected in [("off", False), ("OFF", False), ("", False), ("on", True)]:
+        monkeypatch.setenv("SUMMARY_WEEKLY", value)
+        assert load_settings().summary_weekly is expected
+    monkeypatch.setenv("SUMMARY_WEEKLY", "sometimes")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert err.value.lines == ['SUMMARY_WEEKLY: "sometimes" is not on or off']

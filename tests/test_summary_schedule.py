@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import chart
-from bot.config import ConfigError, load_settings
 from bot.summary import DAILY, WEEKLY
 from bot.summary_schedule import Due, SummaryScheduler, due
 from storage.calls import Call
@@ -80,18 +79,6 @@ def test_keys_name_the_kind_the_day_and_the_target() -> None:
     assert Due(DAILY, date(2026, 11, 25)).key(TARGETS[0]) == (
         "summary:daily:2026-11-25:telegram:-1001234567890"
     )
-
-
-def test_summary_weekly_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir("/")  # no .env
-    assert load_settings().summary_weekly is True
-    for value, expected in [("off", False), ("OFF", False), ("", False), ("on", True)]:
-        monkeypatch.setenv("SUMMARY_WEEKLY", value)
-        assert load_settings().summary_weekly is expected
-    monkeypatch.setenv("SUMMARY_WEEKLY", "sometimes")
-    with pytest.raises(ConfigError) as err:
-        load_settings()
-    assert err.value.lines == ['SUMMARY_WEEKLY: "sometimes" is not on or off']
 
 
 # ---- SummaryScheduler with an injected clock --------------------------------------------
