@@ -34,6 +34,10 @@ def base_env(tmp_path: Path, **overrides: Any) -> dict[str, str]:
         "RIA_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # no summary among the messages a test counts, whatever the time or weekday it runs
+        # at; the summary tests turn them on
+        "SUMMARY_TIME": "off",
+        "SUMMARY_WEEKLY": "off",
     }
     env.update({k: str(v) for k, v in overrides.items() if v is not None})
     return {k: v for k, v in env.items() if v != ""}

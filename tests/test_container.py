@@ -330,6 +330,7 @@ async def test_container_alerts_stops_cleanly_and_keeps_its_data(
             "TIMEZONE": "Europe/Kyiv",
             "LANGUAGE": "en",
             "SUMMARY_TIME": "",  # no daily summary among the alerts counted here
+            "SUMMARY_WEEKLY": "off",  # nor a weekly one on Mondays
         }
         try:
             # 1. starts healthy, by the image's own HEALTHCHECK too
