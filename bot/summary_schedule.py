@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 WEEKLY_AT = clock_time(9, 0)  # Monday, local: the start of the working week
 RECONCILE_TIMEOUT_S = 30.0
 FRESH_POLL_S = 120.0  # a poll this recent is reconciliation enough
+# at most one reconciliation this often: should queueing fail after it (and be retried each
+# minute), RIA's quota is not spent a request a minute
+RECONCILE_EVERY_S = 15 * 60.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class SummaryScheduler:
         self.reconcile_timeout = reconcile_timeout
         self._done: set[str] = set()  # keys known to be in the outbox: no query each minute
         self._background: set[asyncio.Task[Any]] = set()
+        self._reconciled_at: float | None = None
 
     @classmethod
     def from_settings(
@@ -244,8 +248,12 @@ class SummaryScheduler:
         poller = self.poller
         if poller is None:
             return
-        if poller.last_ok is not None and self.clock() - poller.last_ok < FRESH_POLL_S:
+        now = self.clock()
+        if poller.last_ok is not None and now - poller.last_ok < FRESH_POLL_S:
             return
+        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY_S:
+            return
+        self._reconciled_at = now
         # not cancelled on timeout: the poll finishes in the background and stores its calls
         task = asyncio.create_task(poller.poll_once(), name="summary reconcile")
         self._background.add(task)

@@ -236,6 +236,27 @@ async def test_reconciliation_runs_first_so_late_calls_are_in(store: Store) -> N
     assert poller.polls == 1
 
 
+async def test_failing_ticks_do_not_spend_a_ria_request_each_minute(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poller = FakePoller(store, [])
+    clock = Clock(kyiv(2026, 11, 25, 20, 0))
+    s = scheduler(store, clock, [], poller=poller)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in building")
+
+    monkeypatch.setattr("bot.summary_schedule.summary_items", broken)
+    for minute in range(10):
+        clock.set(kyiv(2026, 11, 25, 20, minute))
+        poller.last_ok = None  # as if each poll had failed
+        assert await s.tick() == []
+    assert poller.polls == 1
+    clock.set(kyiv(2026, 11, 25, 20, 15))
+    await s.tick()
+    assert poller.polls == 2
+
+
 async def test_a_recent_poll_is_reconciliation_enough(store: Store) -> None:
     poller = FakePoller(store, [])
     poller.last_ok = time.time() - 30
