@@ -159,7 +159,8 @@ async def test_telegram_text_too_long_for_a_caption_follows_the_photo(
     assert len(text) > CAPTION_LIMIT
     ref = await channel.notify_image(GROUP, text, png, "summary.png")
     photo, message = telegram.messages_for(GROUP)
-    assert photo["method"] == "sendPhoto" and photo["has_photo"] and not photo["caption"]
+    assert photo["method"] == "sendPhoto" and photo["has_photo"]
+    assert photo["caption"] == "<b>📊 Підсумок</b>"  # the title line
     assert message["method"] == "sendMessage" and message["text"] == text
     assert ref == {"chat_id": int(GROUP), "message_id": message["message_id"]}
 

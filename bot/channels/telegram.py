@@ -112,17 +112,21 @@ class TelegramChannel:
         self, target: str, text: str, png: bytes, filename: str
     ) -> dict[str, Any]:
         """The picture with the text as its caption; when the text is too long for one, the
-        picture alone and then the text as a message of its own (the returned reference).
+        picture captioned with the text's first line (the title, whole tags only), then the
+        text as a message of its own (the returned reference).
 
         Should the second message fail after the picture went out, the outbox retries both:
         at worst the chart is posted twice, never the summary lost."""
         fits = _utf16_len(text) <= CAPTION_LIMIT  # markup counted too: an upper bound
+        caption = text if fits else text.split("\n", 1)[0]
+        if _utf16_len(caption) > CAPTION_LIMIT:
+            caption = None  # never cut: a cut could split an HTML tag
         ref = await self._sent(
             self.app.bot.send_photo(
                 chat_id=chat_id(target),
                 photo=InputFile(png, filename=filename),
-                caption=text if fits else None,
-                parse_mode=ParseMode.HTML if fits else None,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
             )
         )
         if fits:
