@@ -9,6 +9,7 @@ summary of the same day from going out.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from storage.outbox import OutboxItem, Target
 _TODAY = ("", "today", "сьогодні")
 _YESTERDAY = ("yesterday", "вчора")
 _WEEK = ("week", "тиждень")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 class UsageError(ValueError):
@@ -41,7 +43,8 @@ def parse_when(text: str, today: date) -> tuple[str, date]:
     if word in _WEEK:
         return WEEKLY, monday_of(today) - timedelta(days=7)
     try:
-        day = date.fromisoformat(word) if len(word) == 10 else None
+        # fullmatch first: fromisoformat also takes "20261128" and "2026-W48-6"
+        day = date.fromisoformat(word) if _DATE.fullmatch(word) else None
     except ValueError:
         day = None
     if day is None:

@@ -312,3 +312,18 @@ async def test_schedule_adds_one_job_that_runs_now(store: Store) -> None:
     off = AsyncIOScheduler(timezone=KYIV)
     scheduler(store, Clock(kyiv(2026, 11, 25)), [], summary_time=None, weekly=False).schedule(off)
     assert off.get_jobs() == []
+
+
+def test_cli_argument() -> None:
+    from bot.summary_cli import UsageError, parse_when
+
+    today = date(2026, 11, 28)  # a Saturday
+    assert parse_when("", today) == (DAILY, today)
+    assert parse_when("Сьогодні", today) == (DAILY, today)
+    assert parse_when("yesterday", today) == (DAILY, date(2026, 11, 27))
+    assert parse_when("2026-11-01", today) == (DAILY, date(2026, 11, 1))
+    assert parse_when("week", today) == (WEEKLY, date(2026, 11, 16))  # 16-22 November
+    assert parse_when("тиждень", date(2026, 11, 30)) == (WEEKLY, date(2026, 11, 23))
+    for bad in ("2026-W48-6", "20261128", "2026-02-30", "2026-11-29", "soon"):
+        with pytest.raises(UsageError):
+            parse_when(bad, today)
