@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import chart, summary_text
-from bot.channels.base import RateLimit
+from bot.channels.base import DeliveryError, RateLimit
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import CAPTION_LIMIT, TelegramChannel, build_application
 from bot.dispatcher import Dispatcher
@@ -163,6 +163,29 @@ async def test_telegram_text_too_long_for_a_caption_follows_the_photo(
     assert photo["caption"] == "<b>📊 Підсумок</b>"  # the title line
     assert message["method"] == "sendMessage" and message["text"] == text
     assert ref == {"chat_id": int(GROUP), "message_id": message["message_id"]}
+
+
+async def test_telegram_retry_after_the_photo_sends_only_the_text(
+    telegram: FakeTelegram, channel: TelegramChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    png = chart.draw(chart.ChartData("t", ["a"], [1], [1], [0], ("answered", "missed", "other")))
+    text = "<b>title</b>\n" + "x" * 1100
+    real = channel.send_now
+    failures = [DeliveryError("Telegram: Bad Gateway")]
+
+    async def flaky(target: str, text: str) -> dict[str, Any]:
+        if failures:
+            raise failures.pop()
+        return await real(target, text)
+
+    monkeypatch.setattr(channel, "send_now", flaky)
+    with pytest.raises(DeliveryError):
+        await channel.notify_image(GROUP, text, png, "s.png")
+    ref = await channel.notify_image(GROUP, text, png, "s.png")  # the outbox's retry
+    photo, message = telegram.messages_for(GROUP)
+    assert (photo["method"], message["method"]) == ("sendPhoto", "sendMessage")
+    assert ref["message_id"] == message["message_id"]
+    assert channel._photos_sent == set()
 
 
 async def test_real_summary_through_the_dispatcher_to_telegram(

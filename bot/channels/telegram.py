@@ -8,6 +8,7 @@ the connection is made in the background when Telegram comes back.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable
@@ -88,6 +89,8 @@ class TelegramChannel:
         self._overall = RateLimit(30, 1.0)
         self._per_chat: dict[str, RateLimit] = {}
         self._connector: asyncio.Task[None] | None = None
+        # (chat, PNG digest) of pictures whose text has not gone out yet: a retry skips them
+        self._photos_sent: set[tuple[str, str]] = set()
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -115,23 +118,28 @@ class TelegramChannel:
         picture captioned with the text's first line (the title, whole tags only), then the
         text as a message of its own (the returned reference).
 
-        Should the second message fail after the picture went out, the outbox retries both:
-        at worst the chart is posted twice, never the summary lost."""
+        Should the text fail after the picture went out, the outbox's retry posts only the
+        text (this process remembers the picture; after a restart it is posted again)."""
         fits = _utf16_len(text) <= CAPTION_LIMIT  # markup counted too: an upper bound
         caption = text if fits else text.split("\n", 1)[0]
         if _utf16_len(caption) > CAPTION_LIMIT:
             caption = None  # never cut: a cut could split an HTML tag
-        ref = await self._sent(
-            self.app.bot.send_photo(
-                chat_id=chat_id(target),
-                photo=InputFile(png, filename=filename),
-                caption=caption,
-                parse_mode=ParseMode.HTML,
+        key = (target, hashlib.sha256(png).hexdigest())
+        if key not in self._photos_sent:
+            ref = await self._sent(
+                self.app.bot.send_photo(
+                    chat_id=chat_id(target),
+                    photo=InputFile(png, filename=filename),
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                )
             )
-        )
-        if fits:
-            return ref
-        return await self.send_now(target, text)  # paced by the chat's rate limit
+            if fits:
+                return ref
+            self._photos_sent.add(key)
+        ref = await self.send_now(target, text)  # paced by the chat's rate limit
+        self._photos_sent.discard(key)
+        return ref
 
     async def _sent(self, request: Awaitable[Message]) -> dict[str, Any]:
         """Await a sending request; its reference, or DeliveryError saying if it is final."""
