@@ -13,8 +13,10 @@ from storage.calls import Call
 from storage.db import connect
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import KYIV, FakeRia, make_call
+from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.service import base_env, run_cli
+from tests.test_slack_e2e import CHANNEL, slack_env
 from tests.test_summary import FIXTURE, call, load
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -87,6 +89,32 @@ async def test_summary_time_passed_sends_once_with_chart_and_not_after_restart(
     assert len(telegram.messages_for(GROUP)) == 1
     assert await again.stop() == 0
     assert len(summary_rows(db)) == 1
+
+
+async def test_summary_reaches_telegram_and_slack_each_with_the_chart(
+    services, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    now = datetime.now(KYIV)
+    seed(str(tmp_path / "calls.db"), todays_calls(now))
+    async with FakeSlack(channels=[CHANNEL]) as slack:
+        service = await services(
+            **telegram_env(telegram),
+            **slack_env(slack),
+            SUMMARY_TIME=passed_minute(now),
+            SUMMARY_WEEKLY="off",
+        )
+        [photo] = await telegram.wait_for_messages(1, chat_id=GROUP, timeout=20)
+        upload, message = await slack.wait_for_messages(2, channel=CHANNEL, timeout=20)
+        assert await service.stop() == 0
+    assert photo["has_photo"] and "Calls: 5 (▲ 5)" in photo["plain_text"]
+    assert upload["method"] == "files.completeUploadExternal"
+    [file_id] = upload["files"]
+    assert slack.files[file_id]["data"].startswith(PNG_MAGIC)
+    assert slack.files[file_id]["name"] == f"summary-{now:%Y-%m-%d}.png"
+    assert message["method"] == "chat.postMessage"
+    assert "Calls: 5 (▲ 5)" in message["mrkdwn"]
+    keys = [key for key, _ in summary_rows(service.env["DATABASE_PATH"])]
+    assert sorted(k.rsplit(":", 2)[1] for k in keys) == ["slack", "telegram"]
 
 
 async def test_console_summary_writes_the_chart_next_to_the_database(
