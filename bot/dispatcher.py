@@ -17,12 +17,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import render
-from bot.channels.base import Channel, DeliveryError, acquire
+from bot.channels.base import Channel, DeliveryError, Slot, acquire
 from bot.summary import payload_image
 from storage import outbox
 from storage.db import Store
@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 COALESCE_AT = 5  # more alerts than this waiting for one target go out as one message
 SLOW_SLOT_S = 5.0  # ...and so do 2+ when the rate limit holds the next send this long
 BACKOFF_BASE_S = 2.0
-BACKOFF_MAX_S = 300.0
+# A missed call is worth little an hour later: after an outage, alerts must go out within a
+# minute of the platform coming back, and one retry a minute per target costs nothing.
+BACKOFF_MAX_S = 60.0
 MAX_AGE_S = 24 * 3600.0  # a message not delivered in a day is marked failed
+RECENT_S = 60.0  # the longest rate-limit window: sends this recent still count
+STORE_RETRY_S = (0.5, 30.0)  # first and longest wait when the database refuses a write
 
 
 def backoff(attempts: int) -> float:
@@ -76,8 +80,8 @@ class TargetWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # e.g. the database failed while marking a message sent: the rows are still
-                # pending there, so keep the worker alive and try again shortly
+                # a bug, or the database failing outside _sent (which retries on its own):
+                # the rows are still pending there, so keep the worker alive and go on
                 log.exception("%s: delivery step failed", self.target)
                 await asyncio.sleep(1.0)
 
@@ -87,10 +91,12 @@ class TargetWorker:
         if not due:
             await self._wait(now)
             return
-        await acquire(self.channel.limits(self.target.id))
+        slot = await acquire(self.channel.limits(self.target.id))
         due = self.due(self.d.clock())  # more may have arrived while we waited
         if due:
-            await self._deliver(self._coalesce(due))
+            await self._deliver(self._coalesce(due), slot)
+        else:
+            slot.settle()
 
     async def _wait(self, now: float) -> None:
         """Sleep until the next item is due or something new arrives."""
@@ -128,26 +134,30 @@ class TargetWorker:
         text = item.payload.get(fmt) or item.payload.get("text") or ""
         return [(items, str(text))]
 
-    async def _deliver(self, items: list[OutboxItem]) -> None:
+    async def _deliver(self, items: list[OutboxItem], slot: Slot) -> None:
         self.sending = True
         try:
             # a coalesced message may be split in parts; each part's items are marked sent
-            # with that part's reference as soon as it is confirmed
+            # with that part's reference as soon as it is confirmed, and each part after the
+            # first takes its own slot of the rate limit
             parts = self._render(items)
             for index, (part_items, text) in enumerate(parts):
                 if index:
-                    await acquire(self.channel.limits(self.target.id))
+                    slot = await acquire(self.channel.limits(self.target.id))
                 try:
                     ref = await self._send(part_items, text)
                 except DeliveryError as exc:
+                    slot.settle()
                     await self._failed(
                         part_items + [i for p, _ in parts[index + 1 :] for i in p], exc
                     )
                     return
                 except Exception as exc:  # a bug or an unexpected client error: retry
+                    slot.settle()
                     log.exception("%s: unexpected error while sending", self.target)
                     await self._failed(part_items, DeliveryError(type(exc).__name__))
                     return
+                slot.settle()
                 await self._sent(part_items, ref)
         finally:
             self.sending = False
@@ -161,13 +171,37 @@ class TargetWorker:
 
     async def _sent(self, items: list[OutboxItem], ref: dict[str, Any]) -> None:
         ids = [item.id for item in items if item.id is not None]
-        await self.d.store.run(outbox.mark_sent, ids, ref, self.d.clock())
-        for i in ids:
+        for i in ids:  # delivered: never send these again from this process
             self.queue.pop(i, None)
         self.sent += len(ids)
         self.last_error = None
         if len(ids) > 1:
             log.info("%s: sent %d alerts in one message", self.target, len(ids))
+        # Until the database records it, this message is the one whose delivery a crash
+        # would forget (the at-least-once window). Keep trying rather than send more
+        # messages to this target meanwhile: that keeps the window at one message.
+        wait, longest = STORE_RETRY_S
+        while True:
+            try:
+                await self.d.store.run(outbox.mark_sent, ids, ref, self.d.clock())
+                return
+            except Exception as exc:
+                log.error(
+                    "%s: sent, but cannot record it (%s); retrying in %.1f s",
+                    self.target,
+                    exc,
+                    wait,
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, longest)
+
+    async def _store(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Record a failure; if the database refuses, the row stays pending there and is
+        retried after a restart, which is the safe side."""
+        try:
+            await self.d.store.run(fn, *args)
+        except Exception as exc:
+            log.error("%s: cannot record a failed send: %s", self.target, exc)
 
     async def _failed(self, items: list[OutboxItem], exc: DeliveryError) -> None:
         now = self.d.clock()
@@ -175,10 +209,15 @@ class TargetWorker:
         self.last_error = error
         ids = [item.id for item in items if item.id is not None]
         if exc.permanent:
-            log.error("%s: giving up on %d message(s): %s", self.target, len(ids), error)
-            await self.d.store.run(outbox.mark_failed, ids, error)
+            log.error(
+                "%s: giving up on %d message(s), retrying cannot help: %s",
+                self.target,
+                len(ids),
+                error,
+            )
             for i in ids:
                 self.queue.pop(i, None)
+            await self._store(outbox.mark_failed, ids, error)
             return
         expired = [item for item in items if now - item.created_at > self.d.max_age_s]
         if expired:
@@ -188,9 +227,9 @@ class TargetWorker:
                 len(expired),
                 error,
             )
-            await self.d.store.run(outbox.mark_failed, [i.id for i in expired], error)
             for item in expired:
                 self.queue.pop(item.id or 0, None)
+            await self._store(outbox.mark_failed, [i.id for i in expired], error)
         retry = [item for item in items if item not in expired]
         if not retry:
             return
@@ -209,7 +248,7 @@ class TargetWorker:
         for item in retry:
             item.attempts += 1
             item.next_attempt_at = now + delay
-        await self.d.store.run(outbox.reschedule, [i.id for i in retry], now + delay, error)
+        await self._store(outbox.reschedule, [i.id for i in retry], now + delay, error)
 
 
 def _split_coalesced(
@@ -247,6 +286,7 @@ class Dispatcher:
         tz: ZoneInfo,
         clock: Callable[[], float] = time.time,
         max_age_s: float = MAX_AGE_S,
+        targets: Iterable[Target] | None = None,
     ) -> None:
         self.store = store
         self.channels = channels
@@ -254,6 +294,9 @@ class Dispatcher:
         self.tz = tz
         self.clock = clock
         self.max_age_s = max_age_s
+        # None: every target of a configured channel. Otherwise only these: a chat taken out
+        # of the configuration must not get the customers' numbers still queued for it.
+        self.targets = None if targets is None else frozenset(targets)
         self.workers: dict[Target, TargetWorker] = {}
         self._missing_logged: set[str] = set()
 
@@ -270,6 +313,15 @@ class Dispatcher:
     def _worker(self, target: Target) -> TargetWorker | None:
         worker = self.workers.get(target)
         if worker is None:
+            if self.targets is not None and target not in self.targets:
+                if str(target) not in self._missing_logged:
+                    self._missing_logged.add(str(target))
+                    log.warning(
+                        "outbox has messages for %s, which is no longer configured; "
+                        "they wait until it is",
+                        target,
+                    )
+                return None
             channel = self.channels.get(target.channel)
             if channel is None:
                 if target.channel not in self._missing_logged:
@@ -286,7 +338,17 @@ class Dispatcher:
         return worker
 
     async def start(self) -> None:
-        """Pick up what an earlier run left in the outbox."""
+        """Pick up what an earlier run left in the outbox, and count what it sent lately
+        against the rate limits (a restart must not look like a fresh budget to the
+        platform)."""
+        now = self.clock()
+        recent = await self.store.run(outbox.recent_sends, now - RECENT_S)
+        mono = time.monotonic()
+        for target, sent_at in recent:
+            channel = self.channels.get(target.channel)
+            if channel is not None:
+                for limit in channel.limits(target.id):
+                    limit.record(mono - max(now - sent_at, 0.0))
         items = await self.store.run(outbox.pending)
         if items:
             log.info("outbox: %d message(s) left from before, delivering", len(items))

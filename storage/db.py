@@ -8,6 +8,7 @@ The event loop hands work to it with `await store.run(fn, *args)` and never bloc
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,6 +21,8 @@ import sqlite_utils
 from storage.schema import migrate
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def connect(path: str | Path) -> sqlite_utils.Database:
@@ -66,6 +69,10 @@ class Store:
         if self._db is not None:
             try:
                 self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                # a full disk: what is committed is safe in the WAL, and the next start
+                # checkpoints it; a stop must not fail over it
+                log.warning("closing the database without a checkpoint: %s", exc)
             finally:
                 self._db.conn.close()
                 self._db = None
@@ -90,7 +97,22 @@ class _Tx:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
+        if exc_type is not None:
+            self._rollback()
+            return
+        try:
             self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+        except BaseException:
+            # a failed COMMIT (disk full, I/O error) may leave the transaction open; the
+            # next BEGIN would then fail for ever, so close it here
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors (SQLITE_FULL): a second ROLLBACK
+        # would raise and hide the error that matters
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass

@@ -172,3 +172,17 @@ def backlog(db: sqlite_utils.Database) -> dict[str, dict[str, Any]]:
         ).fetchone()
         entry["last_error"] = row["last_error"] if row else None
     return out
+
+
+def recent_sends(db: sqlite_utils.Database, since: float) -> list[tuple[Target, float]]:
+    """Messages sent since `since` (UTC epoch seconds), oldest first: one per message, not
+    per row (a coalesced message marks many rows sent with one reference)."""
+    return [
+        (Target(row[0], row[1]), row[2])
+        for row in db.conn.execute(
+            "SELECT channel, target, MIN(sent_at) FROM outbox INDEXED BY outbox_sent"
+            " WHERE sent_at >= ? AND state = 'sent' GROUP BY channel, target, message_ref"
+            " ORDER BY 3",
+            (since,),
+        )
+    ]

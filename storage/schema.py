@@ -120,6 +120,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX calls_answered_by_caller ON calls (caller_e164, started_at, status)
         WHERE status = 'ANSWER';
     """,
+    # 3: retention (storage/retention.py). Deleting a call makes SQLite look for outbox rows
+    # that reference it (the foreign key): without an index on outbox.call_id that is a scan
+    # of the whole outbox per deleted call. Sent rows are found by age through outbox_sent;
+    # it also serves the dispatcher's look at recent sends (rate limits across a restart).
+    """
+    CREATE INDEX outbox_call ON outbox (call_id);
+    CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
+    """,
 ]
 
 

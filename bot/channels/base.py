@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from typing import Any, Protocol
 
 
@@ -26,29 +25,57 @@ class RateLimit:
     def __init__(self, count: int, per: float) -> None:
         self.count = count
         self.per = per
-        self._sent: deque[float] = deque()
+        self._sent: list[_Stamp] = []
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next send is allowed."""
-        while self._sent and now - self._sent[0] >= self.per:
-            self._sent.popleft()
+        self._sent = [s for s in self._sent if now - s.at < self.per]
         if len(self._sent) < self.count:
             return 0.0
-        return self._sent[0] + self.per - now
+        # stamps move forward when their send settles, so they are not kept in order
+        times = sorted(s.at for s in self._sent)
+        return times[len(times) - self.count] + self.per - now
 
-    def record(self, now: float) -> None:
-        self._sent.append(now)
+    def record(self, now: float) -> _Stamp:
+        stamp = _Stamp(now)
+        self._sent.append(stamp)
+        return stamp
 
 
-async def acquire(limits: list[RateLimit]) -> None:
+class _Stamp:
+    """When one send counted against a limit; `settle()` moves it to when the send ended."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+class Slot:
+    """A send that `acquire()` allowed. Call `settle()` once the platform has answered.
+
+    The platform counts a message when it receives it, which is after we counted it (by the
+    network's delay, which varies). Counting the send again from the moment its answer came
+    back is always at or after the platform's moment, so the next send can never look early
+    to it, whatever the latency: the limits are kept, not discovered by a 429.
+    """
+
+    def __init__(self, stamps: list[_Stamp]) -> None:
+        self._stamps = stamps
+
+    def settle(self) -> None:
+        now = time.monotonic()
+        for stamp in self._stamps:
+            stamp.at = max(stamp.at, now)
+
+
+async def acquire(limits: list[RateLimit]) -> Slot:
     """Wait until every limit allows a send, then count it in each."""
     while True:
         now = time.monotonic()
         wait = max((limit.delay(now) for limit in limits), default=0.0)
         if wait <= 0:
-            for limit in limits:
-                limit.record(now)
-            return
+            return Slot([limit.record(now) for limit in limits])
         await asyncio.sleep(wait)
 
 

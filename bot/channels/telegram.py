@@ -20,6 +20,7 @@ from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -62,6 +63,15 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def group_limits() -> list[RateLimit]:
+    """A group's budget: 20 a minute (Telegram's limit), at most 1 a second (Telegram asks
+    for that in any chat), and at most 5 in 15 s. The last one keeps a burst from spending
+    the whole minute's 20 in 20 seconds and then holding every later alert for 40: after 5
+    quick messages the dispatcher coalesces what waits, and the longest any alert waits for
+    a slot is about 15 s (e.g. 300 missed calls in 10 s reach the group within ~20 s)."""
+    return [RateLimit(1, 1.0), RateLimit(5, 15.0), RateLimit(20, 60.0)]
+
+
 def chat_id(target: str) -> int | str:
     return target if target.startswith("@") else int(target)
 
@@ -87,7 +97,7 @@ class TelegramChannel:
         self.last_error: str | None = None
         # Telegram: 30 messages/s overall, 1/s per private chat, 20/min per group
         self._overall = RateLimit(30, 1.0)
-        self._per_chat: dict[str, RateLimit] = {}
+        self._per_chat: dict[str, list[RateLimit]] = {}
         self._connector: asyncio.Task[None] | None = None
         # (chat, PNG digest) of pictures whose text has not gone out yet: a retry skips them
         self._photos_sent: set[tuple[str, str]] = set()
@@ -95,11 +105,11 @@ class TelegramChannel:
     # --- delivery ------------------------------------------------------------------------
 
     def limits(self, target: str) -> list[RateLimit]:
-        limit = self._per_chat.get(target)
-        if limit is None:
+        limits = self._per_chat.get(target)
+        if limits is None:
             group = target.startswith("-") or target.startswith("@")
-            limit = self._per_chat[target] = RateLimit(20, 60.0) if group else RateLimit(1, 1.0)
-        return [limit, self._overall]
+            limits = self._per_chat[target] = group_limits() if group else [RateLimit(1, 1.0)]
+        return [*limits, self._overall]
 
     async def notify(self, target: str, text: str) -> dict[str, Any]:
         return await self._sent(
@@ -149,6 +159,13 @@ class TelegramChannel:
             raise DeliveryError(
                 "Telegram: too many requests", retry_after=_seconds(exc.retry_after)
             ) from None
+        except ChatMigrated as exc:
+            new_id = exc.new_chat_id
+            raise DeliveryError(
+                f"Telegram: the group is now supergroup {new_id}; put {new_id} in "
+                "TELEGRAM_CHAT_IDS instead",
+                permanent=True,
+            ) from None
         except (Forbidden, InvalidToken) as exc:
             raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
         except BadRequest as exc:
@@ -162,13 +179,16 @@ class TelegramChannel:
         """Send outside the outbox (command replies): within the chat's rate limits, waiting
         out a 429 a few times. Raises DeliveryError when it cannot."""
         for attempt in range(attempts):
-            await acquire(self.limits(target))
+            slot = await acquire(self.limits(target))
             try:
                 return await self.notify(target, text)
             except DeliveryError as exc:
                 if exc.retry_after is None or attempt == attempts - 1:
                     raise
-                await asyncio.sleep(exc.retry_after)
+                retry_after = exc.retry_after
+            finally:
+                slot.settle()
+            await asyncio.sleep(retry_after)
         raise AssertionError("unreachable")
 
     def status(self) -> dict[str, Any]:

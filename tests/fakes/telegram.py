@@ -28,7 +28,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes._base import FakeServer, Fault, run_standalone, swallow_dropped, wait_any
+from tests.fakes._base import (
+    FakeServer,
+    Fault,
+    _drop_connection,
+    run_standalone,
+    swallow_dropped,
+    wait_any,
+)
 
 JSONDict = dict[str, Any]
 ChatId = int | str
@@ -414,6 +421,11 @@ class FakeTelegram(FakeServer):
         self.blocked_chats: set[ChatId] = set()
         self.migrated_chats: dict[ChatId, int] = {}
         self.chat_types: dict[ChatId, str] = {}
+        # Sends to these chats hang (no answer) until the chat is taken out with
+        # `release_chat()` or the fake stops: one slow chat while the others answer.
+        self.hanging_chats: set[ChatId] = set()
+        self._chat_faults: dict[ChatId, deque[Fault]] = defaultdict(deque)
+        self._release: asyncio.Event | None = None
 
         # Records.
         self.requests: list[JSONDict] = []
@@ -483,6 +495,47 @@ class FakeTelegram(FakeServer):
         if status == 429 and retry_after is None:
             retry_after = 1
         self._push_faults(n, Fault(status, description, retry_after))
+
+    def fail_next_in(
+        self,
+        chat_id: ChatId,
+        n: int = 1,
+        status: int = 500,
+        description: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """Like `fail_next`, but only for sends to `chat_id` (checked before those)."""
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        faults = self._chat_faults[norm_chat_id(chat_id)]
+        faults.extend(Fault(status, description, retry_after) for _ in range(n))
+
+    def hang_chat(self, chat_id: ChatId) -> None:
+        """Sends to `chat_id` get no answer until `release_chat(chat_id)`."""
+        self.hanging_chats.add(norm_chat_id(chat_id))
+
+    def release_chat(self, chat_id: ChatId) -> None:
+        self.hanging_chats.discard(norm_chat_id(chat_id))
+        if self._release is not None:
+            self._release.set()
+            self._release = asyncio.Event()
+
+    async def _hold_if_hanging(self, request: web.Request, params: JSONDict) -> None:
+        cid = _chat_of(params)
+        deadline = time.monotonic() + self.max_hang
+        while cid is not None and cid in self.hanging_chats:
+            if self._release is None:
+                self._release = asyncio.Event()
+            remaining = deadline - time.monotonic()
+            if self.is_stopping or remaining <= 0:
+                _drop_connection(request)  # as a dead upstream would
+            assert self._stopping is not None
+            await wait_any([self._release.wait(), self._stopping.wait()], remaining)
+
+    def _pop_chat_fault(self, params: JSONDict) -> Fault | None:
+        cid = _chat_of(params)
+        faults = self._chat_faults.get(cid) if cid is not None else None
+        return faults.popleft() if faults else None
 
     def messages_for(self, chat_id: ChatId) -> list[JSONDict]:
         cid = norm_chat_id(chat_id)
@@ -651,6 +704,8 @@ class FakeTelegram(FakeServer):
         self.rate_limited = 0
         self._updates.clear()
         self._sent_at.clear()
+        self._chat_faults.clear()
+        self.hanging_chats.clear()
         self.clear_faults()
         self.mode = "ok"
 
@@ -705,7 +760,8 @@ class FakeTelegram(FakeServer):
             entry["params"] = params | {k: f"<file {len(v[1])} bytes>" for k, v in files.items()}
             lname = method.lower()
             if lname in SENDING_METHODS:
-                fault = self._pop_fault()
+                await self._hold_if_hanging(request, params)
+                fault = self._pop_chat_fault(params) or self._pop_fault()
                 if fault is not None:
                     return self._fault_response(fault, entry)
             result = await impl(params, files)
@@ -1569,6 +1625,13 @@ class FakeTelegram(FakeServer):
             self.reset()
             return web.json_response({"ok": True})
         return web.json_response({"error": f"unknown control action {action!r}"}, status=404)
+
+
+def _chat_of(params: JSONDict) -> ChatId | None:
+    try:
+        return norm_chat_id(params["chat_id"]) if params.get("chat_id") not in (None, "") else None
+    except TelegramError:
+        return None
 
 
 def _not_modified() -> TelegramError:

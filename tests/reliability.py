@@ -1,0 +1,137 @@
+"""Helpers for the reliability tests: the real dispatcher, intake and Telegram channel in
+this process, against the fake Telegram server (real HTTP, real python-telegram-bot)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.channels.telegram import TelegramChannel, build_application
+from bot.dispatcher import Dispatcher
+from handlers.intake import Intake
+from handlers.ria_records import parse_record, to_e164
+from storage.db import Store
+from storage.outbox import Target
+from tests.conftest import TG_TOKEN
+from tests.fakes.ria import KYIV, make_call
+from tests.fakes.telegram import FakeTelegram
+
+MISSED = ("NOANSWER", "CANCEL", "BUSY")
+
+
+@dataclass
+class Rig:
+    store: Store
+    dispatcher: Dispatcher
+    intake: Intake
+    channel: TelegramChannel
+    chats: list[str]
+
+    async def missed(self, *call_ids: int) -> None:
+        """Missed calls arrive (as from the webhook), one per id, caller derived from it."""
+        calls = [parse_record(make_call(i, "NOANSWER", caller=caller(i)), KYIV) for i in call_ids]
+        await self.intake.accept(calls, source="webhook")
+
+    async def rows(self, sql: str, *args: Any) -> list[tuple]:
+        return await self.store.run(lambda db: [tuple(r) for r in db.conn.execute(sql, args)])
+
+
+def caller(call_id: int) -> str:
+    """A distinct, valid Ukrainian number per call id."""
+    return f"067{call_id:07d}"
+
+
+def e164(call_id: int) -> str:
+    return to_e164(caller(call_id))
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    chats: Sequence[str],
+    *,
+    token: str = TG_TOKEN,
+    db_path: Path | None = None,
+    **dispatcher_args: Any,
+) -> AsyncIterator[Rig]:
+    store = Store(db_path or tmp_path / "calls.db")
+    await store.open()
+    application = build_application(token, telegram.url, webhook_mode=True)
+    channel = TelegramChannel(application)
+    dispatcher = Dispatcher(store, {"telegram": channel}, lang="en", tz=KYIV, **dispatcher_args)
+    intake = Intake(
+        store,
+        targets=[Target("telegram", c) for c in chats],
+        missed_statuses=MISSED,
+        on_alerts=dispatcher.submit,
+    )
+    await dispatcher.start()
+    try:
+        yield Rig(store, dispatcher, intake, channel, list(chats))
+    finally:
+        await dispatcher.stop()
+        await application.bot.shutdown()
+        await store.close()
+
+
+def texts_for(telegram: FakeTelegram, chat: str | int) -> list[str]:
+    return [m["text"] or "" for m in telegram.messages_for(chat)]
+
+
+def mentions(texts: list[str], call_ids: Sequence[int]) -> dict[int, int]:
+    """How many messages name each call's caller."""
+    return {i: sum(e164(i) in t for t in texts) for i in call_ids}
+
+
+async def until(
+    predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(step)
+
+
+def db_rows(path: Path | str, sql: str, *args: Any) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+@contextlib.contextmanager
+def tiny_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
+    """A real filesystem of `size` at `path` (tmpfs), to fill up: needs root and mount.
+    Raises OSError when it cannot be made (the caller skips)."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise OSError(f"cannot mount a tmpfs: {done.stderr.strip() or done.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file into `directory` until its filesystem is full; returns the file."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for block in (65536, 4096, 512, 1):
+            try:
+                while f.write(b"\0" * block):
+                    pass
+            except OSError:
+                pass
+    return filler
