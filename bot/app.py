@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import os
 import secrets
 import signal
 import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,12 +41,14 @@ from handlers.ria_poller import RiaPoller
 from handlers.ria_webhook import RiaWebhook
 from handlers.slack_commands import register as register_slack
 from handlers.telegram_commands import COMMANDS, register
-from storage import meta
+from storage import meta, retention
 from storage.db import Store
 
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S = 2.5  # of the 5 s a container runtime waits after SIGTERM
+STOP_S = 4.0  # the whole graceful stop, however slow Telegram or Slack are to answer
+STOP_HARD_S = 4.7  # ...and if it still hangs, leave anyway: everything is in the database
 NO_ALERTS = -math.inf  # alert_max_age_s that no call is young enough for (backfill)
 
 
@@ -113,13 +121,23 @@ class Service:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self._on_signal)
         try:
             await self.start()
             await self.stopping.wait()
             log.info("stopping")
         finally:
             await self.shutdown()
+
+    def _on_signal(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        # the last resort, should a library ignore its timeouts: every call and alert is
+        # already committed, so leaving without closing loses nothing
+        timer = threading.Timer(STOP_HARD_S, _force_exit)
+        timer.daemon = True
+        timer.start()
 
     async def start(self) -> None:
         s = self.settings
@@ -128,7 +146,9 @@ class Service:
         REDACT.add([secret])
 
         self.channels = make_channels(s)
-        self.dispatcher = Dispatcher(self.store, self.channels, lang=s.language, tz=s.tz)
+        self.dispatcher = Dispatcher(
+            self.store, self.channels, lang=s.language, tz=s.tz, targets=s.alert_targets()
+        )
         self.intake = Intake(
             self.store,
             targets=s.alert_targets(),
@@ -142,6 +162,7 @@ class Service:
         app.add_routes(RiaWebhook(self.store, self.intake, secret=secret, tz=s.tz).routes())
         health = Health(
             self.store,
+            storage_error=lambda: self.intake.storage_error,
             poller=self.poller.status if self.poller else (lambda: {"enabled": False}),
             channels=lambda: {name: ch.status() for name, ch in self.channels.items()},
         )
@@ -190,6 +211,17 @@ class Service:
             s, self.store, submit=self.dispatcher.submit, poller=self.poller
         )
         self.summaries.schedule(self.scheduler)
+        # daily, and once at start (a service restarted every night would otherwise never
+        # get to it); rejected payloads expire even when calls are kept for ever
+        self.scheduler.add_job(
+            self._purge,
+            "interval",
+            hours=24,
+            id="retention",
+            next_run_time=_now(s),
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
         log.info(
             "ready: %d alert target(s): %s",
@@ -214,6 +246,31 @@ class Service:
             log.info(
                 "slack: commands are off (set SLACK_SIGNING_SECRET for HTTP mode or "
                 "SLACK_APP_TOKEN for Socket Mode); alerts go out"
+            )
+
+    async def _purge(self) -> None:
+        total: Counter[str] = Counter()
+        try:
+            while True:
+                done = await self.store.run(
+                    retention.purge_step,
+                    now=time.time(),
+                    retention_days=self.settings.retention_days,
+                )
+                total.update(done)
+                if not any(done.values()):
+                    break
+                await asyncio.sleep(0.05)  # webhooks get the writer between chunks
+        except asyncio.CancelledError:
+            return  # stopping: what is left goes at the next run
+        except Exception as exc:
+            log.error("retention: purge failed, next try tomorrow: %s", exc)
+        if any(total.values()):
+            log.info(
+                "retention: deleted %d call(s), %d delivered message(s), %d rejected payload(s)",
+                total["calls"],
+                total["outbox"],
+                total["rejected_payloads"],
             )
 
     def _make_poller(self) -> RiaPoller | None:
@@ -243,16 +300,24 @@ class Service:
 
     async def _poll(self) -> None:
         assert self.poller is not None
-        await self.poller.poll_once()
+        try:
+            await self.poller.poll_once()
+        except asyncio.CancelledError:
+            return  # stopping (the scheduler cancels running jobs): the next start polls
         delay = self.poller.retry_delay()
         if delay is not None:
             self.scheduler.add_job(
-                self.poller.poll_once,
+                self._poll_retry,
                 "date",
                 id="poll-retry",
                 replace_existing=True,
                 run_date=_now(self.settings) + timedelta(seconds=delay),
             )
+
+    async def _poll_retry(self) -> None:
+        assert self.poller is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.poller.poll_once()
 
     @staticmethod
     def _bound_port(site: web.TCPSite) -> int:
@@ -275,31 +340,57 @@ class Service:
             )
 
     async def shutdown(self) -> None:
-        """Stop in order; also after a start that failed half-way (port in use, say)."""
+        """Stop in order, within STOP_S whatever the platforms do (each step gets what is
+        left); also after a start that failed half-way (port in use, say)."""
+        deadline = time.monotonic() + STOP_S
+
+        def left(at_most: float = STOP_S) -> float:
+            return max(min(deadline - time.monotonic(), at_most), 0.0)
+
+        # stop taking requests first; a webhook already in progress still gets its answer
         if self.runner is not None:
-            await self.runner.cleanup()  # stop taking requests first
+            await _bounded(self.runner.cleanup(), left(1.5), "http server")
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.http_session is not None:
-            await self.http_session.close()
+            await _bounded(self.http_session.close(), left(), "http client")
         if self.dispatcher is None:
             await self.store.close()
             return
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel) and telegram.app.updater is not None:
             if telegram.app.updater.running:
-                await asyncio.wait_for(telegram.app.updater.stop(), 2)
-        flushed = await self.dispatcher.flush(STOP_FLUSH_S)
+                await _bounded(telegram.app.updater.stop(), left(1.0), "telegram updates")
+        # keep a second for closing: sends still in flight are simply not confirmed, and
+        # their rows stay pending for the next start
+        flushed = await self.dispatcher.flush(min(STOP_FLUSH_S, max(left() - 1.0, 0.0)))
         if not flushed:
             log.warning("stopping with messages still in the outbox; they go out on next start")
-        await self.dispatcher.stop()
+        await _bounded(self.dispatcher.stop(), left(), "dispatcher")
         if isinstance(telegram, TelegramChannel):
-            await telegram.stop()
+            await _bounded(telegram.stop(), left(), "telegram")
         slack = self.channels.get("slack")
         if isinstance(slack, SlackChannel):
-            await slack.stop()
+            await _bounded(slack.stop(), left(), "slack")
         await self.store.close()
         log.info("stopped")
+
+
+async def _bounded(aw: Awaitable[object], seconds: float, what: str) -> None:
+    """Await `aw` for at most `seconds`; a stop goes on whatever one part does."""
+    try:
+        await asyncio.wait_for(aw, max(seconds, 0.01))
+    except TimeoutError:
+        log.warning("stopping: %s did not finish in time; going on", what)
+    except Exception as exc:
+        log.warning("stopping: %s: %s", what, exc)
+
+
+def _force_exit() -> None:
+    log.warning("stopping took too long; exiting now (nothing is lost: all is in the database)")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(0)
 
 
 def _now(settings: Settings) -> datetime:

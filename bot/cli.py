@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from datetime import date, timedelta
 
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:  # port in use, database directory not writable, ...
         log.error("%s", exc)
+        return 1
+    except sqlite3.Error as exc:  # read-only file system, disk full, not a database, ...
+        log.error("database %s: %s", settings.database_path, exc)
         return 1
     return 2
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     summary_time: Annotated[time | None, NoDecode] = time(20, 0)
     summary_weekly: Annotated[bool, NoDecode] = True  # Monday 09:00 local, last Mon–Sun
+    # days to keep calls and delivered messages; 0 keeps them for ever
+    retention_days: int = Field(0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -167,6 +169,15 @@ class Settings(BaseSettings):
             "xapp-"
         ):
             raise ValueError("is not a Slack app-level token (expects xapp-...)")
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        # the poller re-reads yesterday and today: a call purged sooner would come back
+        # from RIA as new, and be stored (and perhaps alerted) again
+        if 0 < value < 3:
+            raise ValueError(f'"{value}" is too short: 0 (keep for ever) or at least 3 days')
         return value
 
     @field_validator("missed_statuses", mode="before")

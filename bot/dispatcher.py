@@ -96,7 +96,7 @@ class TargetWorker:
         if due:
             await self._deliver(self._coalesce(due), slot)
         else:
-            slot.settle()
+            slot.release()
 
     async def _wait(self, now: float) -> None:
         """Sleep until the next item is due or something new arrives."""
@@ -147,17 +147,17 @@ class TargetWorker:
                 try:
                     ref = await self._send(part_items, text)
                 except DeliveryError as exc:
-                    slot.settle()
+                    slot.close(exc)
                     await self._failed(
                         part_items + [i for p, _ in parts[index + 1 :] for i in p], exc
                     )
                     return
                 except Exception as exc:  # a bug or an unexpected client error: retry
-                    slot.settle()
+                    slot.close(exc)
                     log.exception("%s: unexpected error while sending", self.target)
                     await self._failed(part_items, DeliveryError(type(exc).__name__))
                     return
-                slot.settle()
+                slot.close()
                 await self._sent(part_items, ref)
         finally:
             self.sending = False

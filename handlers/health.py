@@ -21,8 +21,17 @@ def _probe(db: sqlite_utils.Database) -> dict[str, Any]:
 
 
 class Health:
-    def __init__(self, store: Store, **parts: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        storage_error: Callable[[], str | None] = lambda: None,
+        **parts: Callable[[], dict[str, Any]],
+    ) -> None:
         self.store = store
+        # why storing calls last failed (None: it worked): the probe alone can miss a full
+        # disk, and a webhook that answers 503 must not sit behind a 200 here
+        self.storage_error = storage_error
         self.parts = parts  # name -> status function (poller, channels, ...)
 
     def routes(self) -> list[web.RouteDef]:
@@ -41,6 +50,11 @@ class Health:
         except Exception as exc:
             status.update(status="unavailable", database=f"error: {exc}")
             code = 503
+        else:
+            error = self.storage_error()
+            if error is not None:
+                status.update(status="unavailable", database=f"error: storing calls: {error}")
+                code = 503
         for name, part in self.parts.items():
             status[name] = part()
         return web.json_response(status, status=code)

@@ -36,6 +36,10 @@ class Intake:
         self.clock = clock
         self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
         self._committer: asyncio.Task[None] | None = None
+        # why the last attempt to store calls failed; None once one succeeds again. A
+        # health probe's small write can still succeed on a full disk (into WAL space
+        # already allocated), so /healthz reports this too.
+        self.storage_error: str | None = None
 
     async def accept(
         self, calls: Sequence[Call], *, source: str, alert_max_age_s: float | None = None
@@ -51,22 +55,52 @@ class Intake:
         while self._waiting:
             group, self._waiting = self._waiting, []
             try:
-                results = await self.store.run(
-                    ingest_many,
-                    [batch for batch, _ in group],
-                    received_at=self.clock(),
-                    missed_statuses=self.missed_statuses,
-                    targets=self.targets,
-                )
-            except Exception as exc:  # storage failed: every waiting request hears it
-                log.error("storing calls failed: %s", exc)
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                results = await self._ingest([batch for batch, _ in group])
+            except Exception as exc:
+                if len(group) == 1:
+                    self._fail(group, exc)
+                    continue
+                # One batch may be what broke the transaction: commit each on its own, so
+                # that only its own request hears about it and the others are stored.
+                for one in group:
+                    try:
+                        results = await self._ingest([one[0]])
+                    except Exception as one_exc:
+                        self._fail([one], one_exc)
+                    else:
+                        self._done([one], results)
                 continue
-            alerts = [item for result in results for item in result.alerts]
-            if alerts:
-                self.on_alerts(alerts)
-            for (_, future), result in zip(group, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+            self._done(group, results)
+
+    async def _ingest(self, batches: list[Batch]) -> list[IngestResult]:
+        results = await self.store.run(
+            ingest_many,
+            batches,
+            received_at=self.clock(),
+            missed_statuses=self.missed_statuses,
+            targets=self.targets,
+        )
+        self.storage_error = None
+        return results
+
+    def _fail(
+        self, group: list[tuple[Batch, asyncio.Future[IngestResult]]], exc: Exception
+    ) -> None:
+        """Storage failed: every waiting request hears it (the webhook answers 503)."""
+        log.error("storing calls failed: %s", exc)
+        self.storage_error = str(exc) or type(exc).__name__
+        for _, future in group:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _done(
+        self,
+        group: list[tuple[Batch, asyncio.Future[IngestResult]]],
+        results: list[IngestResult],
+    ) -> None:
+        alerts = [item for result in results for item in result.alerts]
+        if alerts:
+            self.on_alerts(alerts)
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)

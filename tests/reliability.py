@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
+import struct
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -135,3 +138,51 @@ def fill(directory: Path) -> Path:
             except OSError:
                 pass
     return filler
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount the tmpfs at `path` read-only ("ro") or read-write ("rw"); instantaneous."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
+@contextlib.contextmanager
+def loop_filesystem(image: Path, mountpoint: Path, size_mb: int = 16) -> Iterator[Path]:
+    """A real ext4 file system in a loop device at `mountpoint`: needs root and loop devices.
+    Raises OSError when it cannot be made (the caller skips)."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    with image.open("wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    for command in (
+        ["mkfs.ext4", "-q", "-F", str(image)],
+        ["mount", "-o", "loop", str(image), str(mountpoint)],
+    ):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            raise OSError(f"{command[0]} is not installed") from exc
+        if done.returncode != 0:
+            raise OSError(f"{' '.join(command[:2])}: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
+
+
+def remount_loop(image: Path, mountpoint: Path) -> None:
+    """Unmount and mount the image again (after `shut_down`, as an operator would)."""
+    subprocess.run(["umount", str(mountpoint)], check=True, capture_output=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
+
+
+def shut_down(mountpoint: Path) -> None:
+    """Make every later I/O on an ext4 file system fail (EIO), as a dying disk does: the
+    kernel's EXT4_IOC_SHUTDOWN, without flushing the journal. Open files stay open."""
+    fd = os.open(mountpoint, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, EXT4_IOC_SHUTDOWN, struct.pack("I", EXT4_GOING_FLAGS_NOLOGFLUSH))
+    finally:
+        os.close(fd)
+
+
+EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
+EXT4_GOING_FLAGS_NOLOGFLUSH = 2

@@ -78,10 +78,10 @@ async def test_transient_errors_are_retried_with_backoff_until_delivered(
         attempts = sends(telegram, A)
         assert [a["status"] for a in attempts] == [500, 502, 504, 200]
         gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(attempts)]
-        # 0.6, 1.2, 2.4 s, each ±20 %, and never closer than the chat's 1 message a second
-        for gap, nominal in zip(gaps, (0.6, 1.2, 2.4), strict=True):
-            assert gap >= max(0.8 * nominal, 1.0) - 0.01, gaps
-        assert gaps[2] > gaps[0] + 0.5, gaps
+        # 0.6, 1.2, 2.4 s, each ±20 %. An error answer posted nothing, so it does not spend
+        # the chat's 1 message a second: the backoff alone sets the pace
+        for gap, nominal, bound in zip(gaps, (0.6, 1.2, 2.4), (1.0, 1.6, 3.0), strict=True):
+            assert 0.8 * nominal <= gap < bound, gaps
         await wait_states(r, {1: "sent"}, 5)
         [(tries,)] = await r.rows("SELECT attempts FROM outbox")
         assert tries == 4

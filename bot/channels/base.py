@@ -9,14 +9,23 @@ from typing import Any, Protocol
 
 class DeliveryError(Exception):
     """A send failed. `permanent`: retrying cannot help (chat not found, bot blocked, bad
-    token). `retry_after`: the platform asked us to wait exactly this long (429)."""
+    token). `retry_after`: the platform asked us to wait exactly this long (429).
+    `counted`: the platform may have taken the message, so the attempt counts against its
+    rate limits; False when it certainly did not (it answered with an error, or was never
+    reached), so a failed attempt does not spend the budget that the retry needs."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        counted: bool = True,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.counted = counted
 
 
 class RateLimit:
@@ -41,6 +50,10 @@ class RateLimit:
         self._sent.append(stamp)
         return stamp
 
+    def forget(self, stamp: _Stamp) -> None:
+        if stamp in self._sent:
+            self._sent.remove(stamp)
+
 
 class _Stamp:
     """When one send counted against a limit; `settle()` moves it to when the send ended."""
@@ -52,7 +65,8 @@ class _Stamp:
 
 
 class Slot:
-    """A send that `acquire()` allowed. Call `settle()` once the platform has answered.
+    """A send that `acquire()` allowed. Once the platform has answered, call `settle()`, or
+    `release()` if the platform certainly did not take the message.
 
     The platform counts a message when it receives it, which is after we counted it (by the
     network's delay, which varies). Counting the send again from the moment its answer came
@@ -60,13 +74,25 @@ class Slot:
     to it, whatever the latency: the limits are kept, not discovered by a 429.
     """
 
-    def __init__(self, stamps: list[_Stamp]) -> None:
-        self._stamps = stamps
+    def __init__(self, taken: list[tuple[RateLimit, _Stamp]]) -> None:
+        self._taken = taken
 
     def settle(self) -> None:
         now = time.monotonic()
-        for stamp in self._stamps:
+        for _, stamp in self._taken:
             stamp.at = max(stamp.at, now)
+
+    def release(self) -> None:
+        for limit, stamp in self._taken:
+            limit.forget(stamp)
+        self._taken = []
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """`settle()`, or `release()` for an error the platform did not count."""
+        if isinstance(exc, DeliveryError) and not exc.counted:
+            self.release()
+        else:
+            self.settle()
 
 
 async def acquire(limits: list[RateLimit]) -> Slot:
@@ -75,7 +101,7 @@ async def acquire(limits: list[RateLimit]) -> Slot:
         now = time.monotonic()
         wait = max((limit.delay(now) for limit in limits), default=0.0)
         if wait <= 0:
-            return Slot([limit.record(now) for limit in limits])
+            return Slot([(limit, limit.record(now)) for limit in limits])
         await asyncio.sleep(wait)
 
 

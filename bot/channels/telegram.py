@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from aiohttp import web
 from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
@@ -61,6 +62,16 @@ def _seconds(value: int | float | timedelta) -> float:
 
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
+
+
+def _maybe_posted(exc: TelegramError) -> bool:
+    """Whether Telegram may have posted the message although the send failed: only when
+    the request reached it and the answer was lost (a read timeout, a dropped connection).
+    An error answer, or a connection never made, posted nothing."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return False
+    return isinstance(cause, httpx.HTTPError)
 
 
 def group_limits() -> list[RateLimit]:
@@ -157,7 +168,9 @@ class TelegramChannel:
             message = await request
         except RetryAfter as exc:
             raise DeliveryError(
-                "Telegram: too many requests", retry_after=_seconds(exc.retry_after)
+                "Telegram: too many requests",
+                retry_after=_seconds(exc.retry_after),
+                counted=False,
             ) from None
         except ChatMigrated as exc:
             new_id = exc.new_chat_id
@@ -165,14 +178,17 @@ class TelegramChannel:
                 f"Telegram: the group is now supergroup {new_id}; put {new_id} in "
                 "TELEGRAM_CHAT_IDS instead",
                 permanent=True,
+                counted=False,
             ) from None
         except (Forbidden, InvalidToken) as exc:
-            raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
         except BadRequest as exc:
             # chat not found, can't parse entities, too long: sending again will not help
-            raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from None
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
         except (NetworkError, TelegramError) as exc:
-            raise DeliveryError(f"Telegram: {exc.message or type(exc).__name__}") from None
+            raise DeliveryError(
+                f"Telegram: {exc.message or type(exc).__name__}", counted=_maybe_posted(exc)
+            ) from None
         return {"chat_id": message.chat_id, "message_id": message.message_id}
 
     async def send_now(self, target: str, text: str, attempts: int = 3) -> dict[str, Any]:
@@ -181,13 +197,15 @@ class TelegramChannel:
         for attempt in range(attempts):
             slot = await acquire(self.limits(target))
             try:
-                return await self.notify(target, text)
+                reference = await self.notify(target, text)
             except DeliveryError as exc:
+                slot.close(exc)
                 if exc.retry_after is None or attempt == attempts - 1:
                     raise
                 retry_after = exc.retry_after
-            finally:
-                slot.settle()
+            else:
+                slot.close()
+                return reference
             await asyncio.sleep(retry_after)
         raise AssertionError("unreachable")
 

@@ -1,0 +1,235 @@
+"""Outages: Telegram and RIA down (connection refused, HTTP 500, hanging) while calls keep
+coming, and a database that cannot be written (a full disk, a read-only file system).
+
+The service runs as a user runs it (the CLI); the faults are real: fake servers stopped on
+their port, answering 500 or never answering, and a real tiny filesystem filled up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
+from tests.fakes.ria import KYIV, FakeRia, make_call
+from tests.fakes.telegram import FakeTelegram
+from tests.reliability import (
+    caller,
+    db_rows,
+    fill,
+    loop_filesystem,
+    mentions,
+    remount,
+    remount_loop,
+    shut_down,
+    texts_for,
+    tiny_filesystem,
+    until,
+)
+from tests.service import base_env, run_cli
+
+OUTAGE_S = 2.5
+
+
+async def set_down(fake: FakeTelegram | FakeRia, how: str) -> None:
+    if how == "refused":
+        await fake.stop()  # nothing listens on the port: connection refused
+    else:
+        fake.mode = how
+
+
+async def set_up(fake: FakeTelegram | FakeRia, how: str) -> None:
+    if how == "refused":
+        await fake.start()  # the same port again
+    else:
+        fake.mode = "ok"  # a hanging request is answered now
+
+
+@pytest.mark.parametrize("how", ["refused", "down_500", "hang"])
+async def test_telegram_and_ria_down_service_stays_healthy_and_catches_up(
+    services, telegram: FakeTelegram, how: str
+) -> None:
+    now = datetime.now(KYIV).replace(tzinfo=None, microsecond=0)
+    async with FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
+        service = await services(
+            **telegram_env(telegram),
+            RIA_API_KEY=RIA_KEY,
+            RIA_USER_ID=RIA_USER,
+            RIA_API_URL=ria.url,
+            RIA_POLL_INTERVAL_MINUTES="0.02",
+        )
+        await until(lambda: ria.request_count >= 1, 10, "the first poll")
+        await set_down(telegram, how)
+        await set_down(ria, how)
+        # during the outage: webhooks are still taken, and RIA has a call we never got
+        for i in (1, 2):
+            status, body = await service.post(
+                service.webhook_url, json=make_call(i, "NOANSWER", caller=caller(i))
+            )
+            assert (status, body) == (200, {"accepted": 1, "duplicates": 0})
+        ria.add_calls(make_call(3, "BUSY", when=now - timedelta(minutes=1), caller=caller(3)))
+        await asyncio.sleep(OUTAGE_S)
+        status, health = await service.health()
+        assert status == 200 and health["status"] == "ok", health  # degraded is not dead
+        target = health["outbox"]["targets"][f"telegram:{GROUP}"]
+        assert target["pending"] == 2 and health["outbox"]["pending"] == 2
+        if how != "hang":  # a hanging request has not failed yet: it is still waiting
+            assert target["last_error"], health
+            assert health["poller"]["last_error"], health
+        await set_up(telegram, how)
+        await set_up(ria, how)
+
+        await until(
+            lambda: all(mentions(texts_for(telegram, GROUP), [1, 2, 3]).values()),
+            20,
+            "every alert after recovery",
+        )
+        await asyncio.sleep(1.0)
+        assert mentions(texts_for(telegram, GROUP), [1, 2, 3]) == {1: 1, 2: 1, 3: 1}
+        status, health = await service.health()
+        assert status == 200 and health["outbox"]["pending"] == 0
+        assert health["poller"]["last_error"] is None and health["poller"]["last_ok"]
+        assert await service.stop() == 0
+    assert telegram.rate_limited == 0
+
+
+def _mountable(path: Path) -> str | None:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode:
+        return done.stderr.decode(errors="replace").strip() or "mount failed"
+    subprocess.run(["umount", str(path)], capture_output=True)
+    return None
+
+
+async def test_full_disk_turns_webhook_and_healthz_503_then_recovers(
+    services, tmp_path: Path
+) -> None:
+    reason = _mountable(tmp_path / "probe")
+    if reason:
+        pytest.skip(f"needs a tmpfs mount (root): {reason}")
+    with tiny_filesystem(tmp_path / "small", "4m") as small:
+        service = await services(DATABASE_PATH=str(small / "calls.db"))
+        status, _ = await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
+        assert status == 200
+
+        filler = fill(small)
+        status, body = await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
+        assert status == 503, body  # RIA hears "not stored": never a 200 for a lost call
+        status, health = await service.health()
+        assert status == 503 and health["status"] == "unavailable", health
+        assert "full" in health["database"], health
+
+        filler.unlink()
+        status, body = await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
+        assert (status, body) == (200, {"accepted": 1, "duplicates": 0})
+        status, health = await service.health()
+        assert status == 200, health
+
+        # full again at SIGTERM: the stop still ends cleanly (exit 0)
+        filler = fill(small)
+        assert await service.stop() == 0
+        filler.unlink()
+        db = small / "calls.db"
+        assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+        assert db_rows(db, "SELECT call_id FROM calls ORDER BY 1") == [(1,), (2,)]
+
+
+async def test_disk_failing_under_the_service_turns_503_and_loses_nothing_committed(
+    services, tmp_path: Path
+) -> None:
+    """The file system fails under the running service (every write: EIO, as a dying disk
+    or an ext4 that went read-only after an error). The webhook and /healthz say 503, a
+    SIGTERM still stops cleanly, and what was acknowledged before is on the disk."""
+    image, disk = tmp_path / "disk.img", tmp_path / "disk"
+    try:
+        mounted = loop_filesystem(image, disk)
+        mounted.__enter__()
+    except OSError as exc:
+        pytest.skip(f"needs a loop-mounted ext4 (root): {exc}")
+    try:
+        db = disk / "calls.db"
+        service = await services(DATABASE_PATH=str(db))
+        status, _ = await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
+        assert status == 200
+        shut_down(disk)
+        status, body = await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
+        assert status == 503, body
+        status, health = await service.health()
+        assert status == 503 and health["status"] == "unavailable", health
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await service.stop() == 0
+        assert loop.time() - started < 5
+
+        remount_loop(image, disk)  # the operator replaces the disk / runs fsck
+        assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
+        assert db_rows(db, "SELECT call_id FROM calls") == [(1,)]  # acknowledged: kept
+        again = await services(DATABASE_PATH=str(db))
+        status, body = await again.post(again.webhook_url, json=make_call(2, caller=caller(2)))
+        assert (status, body) == (200, {"accepted": 1, "duplicates": 0})
+        assert await again.stop() == 0
+    finally:
+        mounted.__exit__(None, None, None)
+
+
+async def test_read_only_database_at_start_is_one_clear_line(tmp_path: Path) -> None:
+    """Nothing can work without the database: the service says so in one line and exits
+    non-zero (the container's restart policy retries), instead of running half-alive."""
+    reason = _mountable(tmp_path / "probe")
+    if reason:
+        pytest.skip(f"needs a tmpfs mount (root): {reason}")
+    with tiny_filesystem(tmp_path / "ro", "4m") as ro:
+        env = base_env(tmp_path, DATABASE_PATH=str(ro / "calls.db"))
+        code, _, err = await run_cli(env, tmp_path, "stats")  # creates the database
+        assert code == 0, err
+        remount(ro, "ro")  # even root cannot write here, unlike after a chmod
+        try:
+            code, out, err = await run_cli(env, tmp_path, "run", timeout=20)
+        finally:
+            remount(ro, "rw")
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    lines = [line for line in err.splitlines() if "database" in line]
+    assert lines and str(ro / "calls.db") in lines[0], err
+
+
+async def test_slack_down_while_telegram_delivers_and_back(services, telegram) -> None:
+    """Hook for the Slack channel (issue: Slack is being added in parallel). Once
+    bot/channels/slack.py and tests/fakes/slack.py are on main, this runs: Slack answering
+    500 must not delay Telegram, and Slack catches up after recovery (and the reverse)."""
+    pytest.importorskip("bot.channels.slack", reason="the Slack channel is not on main yet")
+    fakes = pytest.importorskip("tests.fakes.slack", reason="no fake Slack server yet")
+    fake_slack = getattr(fakes, "FakeSlack", None)
+    if fake_slack is None:  # pragma: no cover - until the Slack fake lands
+        pytest.skip("tests/fakes/slack.py has no FakeSlack to drive")
+    channel = "C0123456789"
+    async with fake_slack() as slack:
+        service = await services(
+            **telegram_env(telegram),
+            SLACK_BOT_TOKEN="xoxb-1-test-token",
+            SLACK_CHANNEL_IDS=channel,
+            SLACK_API_URL=slack.url.rstrip("/") + "/api/",
+        )
+        slack.mode = "down_500"
+        await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
+        await until(lambda: mentions(texts_for(telegram, GROUP), [1])[1] == 1, 10, "telegram")
+        slack.mode = "ok"
+        telegram.mode = "down_500"
+        await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
+        await until(
+            lambda: all(
+                any(caller(i)[1:] in str(m) for m in slack.messages_for(channel)) for i in (1, 2)
+            ),
+            20,
+            "slack catches up and delivers while telegram is down",
+        )
+        telegram.mode = "ok"
+        await until(lambda: mentions(texts_for(telegram, GROUP), [2])[2] == 1, 20, "telegram")
+        assert await service.stop() == 0
