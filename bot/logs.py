@@ -11,8 +11,10 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
 
 REDACTED = "***"
 # Secret-looking parts of URLs, whatever their value: RIA's key and Telegram's bot path
@@ -35,8 +37,15 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
+        values = set()
+        for secret in secrets:
+            values.add(secret)
+            # a bot token's secret half alone (a URL-encoded ":" would hide the whole token)
+            bot_id, colon, rest = secret.partition(":")
+            if colon and bot_id.isdigit():
+                values.add(rest)
         # longest first, so a secret containing another is replaced whole
-        self.secrets = sorted({*self.secrets, *(s for s in secrets if len(s) >= 4)}, key=len)[::-1]
+        self.secrets = sorted({*self.secrets, *(s for s in values if len(s) >= 4)}, key=len)[::-1]
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
@@ -81,3 +90,19 @@ def setup(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -
     # httpx logs every request URL at INFO (with the bot token in it); keep those quiet
     for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp.access", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Whatever Python would print to stderr by itself goes through the redacting handler
+    # too: warnings, and exceptions nobody caught (in the main thread or another one).
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback
+    )
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("ria-calls-bot").critical("uncaught exception", exc_info=(kind, value, tb))

@@ -96,7 +96,7 @@ class RiaClient:
         # RIA has served JSON as text/html: parse whatever the content type says
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise RiaApiError(
                 "RIA API answered something that is not JSON", status=status
             ) from None

@@ -19,6 +19,9 @@ import phonenumbers
 from storage.calls import Call
 
 MAX_RECORDS = 1000  # per request: more is not a RIA delivery, and would hold the writer
+# RIA's records are flat; anything nested deeper than this is not a call and could exhaust
+# the recursion limit of the JSON encoder that stores it
+MAX_DEPTH = 16
 
 
 class RecordError(ValueError):
@@ -76,18 +79,41 @@ def _int(record: Mapping[str, Any], key: str, *, required: bool = False) -> int 
     return number
 
 
+def clean_text(text: str) -> str:
+    """`text` without lone surrogates: JSON's "\\ud800" decodes to one, and SQLite (UTF-8)
+    cannot store it. A valid pair stays (it is one character); a lone half becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def _str(record: Mapping[str, Any], key: str) -> str:
     value = record.get(key)
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return clean_text(value if isinstance(value, str) else str(value))
 
 
 def _opt_str(record: Mapping[str, Any], key: str) -> str | None:
     value = record.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return value.strip() if isinstance(value, str) else str(value)
+    return clean_text(value.strip() if isinstance(value, str) else str(value))
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON data nests more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _parse_date(value: Any, tz: ZoneInfo) -> tuple[str, int]:
@@ -98,18 +124,23 @@ def _parse_date(value: Any, tz: ZoneInfo) -> tuple[str, int]:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise RecordError(f"date {value[:40]!r} is not YYYY-MM-DDTHH:MM:SS") from None
-    if moment.tzinfo is None:
-        local = moment.replace(tzinfo=tz)
-    else:
-        # RIA sends no offset; if one ever comes, honour it and store the local wall time
-        local = moment.astimezone(tz)
-    return local.replace(tzinfo=None).isoformat(timespec="seconds"), int(local.timestamp())
+    try:
+        if moment.tzinfo is None:
+            local = moment.replace(tzinfo=tz)
+        else:
+            # RIA sends no offset; if one ever comes, honour it and store the local wall time
+            local = moment.astimezone(tz)
+        return local.replace(tzinfo=None).isoformat(timespec="seconds"), int(local.timestamp())
+    except (OverflowError, ValueError):  # year 1 or 9999 with an offset past the range
+        raise RecordError(f"date {value[:40]!r} is out of range") from None
 
 
 def parse_record(record: Any, tz: ZoneInfo) -> Call:
     """One RIA record (a dict) to a Call; raises RecordError saying what is wrong."""
     if not isinstance(record, Mapping):
         raise RecordError("a call record must be a JSON object")
+    if too_deep(record):
+        raise RecordError(f"a call record nests more than {MAX_DEPTH} levels")
     call_id = _int(record, "call_id", required=True)
     assert call_id is not None
     if call_id <= 0:
@@ -157,6 +188,8 @@ def decode_body(body: bytes, content_type: str | None) -> list[Any]:
             data = json.loads(stripped)
         except (ValueError, RecursionError) as exc:
             raise RecordError(f"body is not valid JSON ({str(exc)[:80]})") from None
+        if too_deep(data, MAX_DEPTH + 2):  # a list of records wrapped in an object is fine
+            raise RecordError(f"body nests more than {MAX_DEPTH} levels")
     elif content_type and "json" in content_type:
         raise RecordError("body is not valid JSON")
     else:

@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from handlers.intake import Intake
-from handlers.ria_records import RecordError, TooManyRecords, decode_body, parse_records
+from handlers.ria_records import (
+    RecordError,
+    TooManyRecords,
+    clean_text,
+    decode_body,
+    parse_records,
+)
 from storage import rejected
 from storage.db import Store
 
@@ -82,6 +88,9 @@ class RiaWebhook:
         if body is None:
             return _error(413, f"body over {MAX_BODY // 1024} KiB")
         content_type = request.headers.get("Content-Type")
+        if content_type is not None:
+            # aiohttp keeps undecodable header bytes as lone surrogates; SQLite cannot store them
+            content_type = clean_text(content_type)
         try:
             return await self._accept(body, content_type)
         except Exception:
@@ -100,7 +109,7 @@ class RiaWebhook:
             return _error(400, str(exc))
         calls, bad = parse_records(records, self.tz)
         for record, reason in bad:
-            await self._keep(_dump(record), reason, content_type)
+            await self._keep(_dump(record) or body, reason, content_type)
         if bad:
             log.warning("webhook: rejected %d record(s): %s", len(bad), bad[0][1])
         if not calls:
@@ -120,8 +129,9 @@ class RiaWebhook:
         return web.json_response(answer)
 
 
-def _dump(record: Any) -> bytes:
+def _dump(record: Any) -> bytes | None:
+    """One bad record as JSON, to keep; None if it cannot be (the caller keeps the body)."""
     try:
-        return json.dumps(record, ensure_ascii=False).encode()
-    except (TypeError, ValueError):
-        return repr(record).encode()
+        return json.dumps(record).encode()  # \u escapes: any string, lone surrogates too
+    except (TypeError, ValueError, RecursionError):
+        return None

@@ -86,6 +86,17 @@ class Batch:
     alert_max_age_s: float | None = None
 
 
+def raw_json(raw: dict[str, Any]) -> str:
+    """The raw record as JSON text: readable UTF-8, or \\u escapes where the data holds a
+    lone surrogate (valid JSON, but not encodable as the UTF-8 SQLite stores)."""
+    text = json.dumps(raw, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(raw)
+    return text
+
+
 _INSERT_CALL = (
     f"INSERT OR IGNORE INTO calls ({', '.join(_CALL_COLUMNS)}, missed, raw, source, "
     f"received_at) VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 4))})"
@@ -117,7 +128,7 @@ def ingest_many(
                 row = [values[c] for c in _CALL_COLUMNS]
                 row += [
                     int(is_missed),
-                    json.dumps(call.raw, ensure_ascii=False),
+                    raw_json(call.raw),
                     batch.source,
                     received_at,
                 ]

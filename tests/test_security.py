@@ -1,0 +1,380 @@
+"""Nobody in: secrets never in the output, the webhooks' secrets checked, data only for the
+configured chats, SQL only with parameters, and the service content to run as nobody with
+a code directory it cannot write to."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot import i18n, logs
+from bot.channels.telegram import SECRET_HEADER, TelegramChannel, build_application
+from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN, telegram_env
+from tests.fakes.ria import FakeRia, make_call
+from tests.fakes.telegram import FakeTelegram
+from tests.reliability import caller, e164, until
+from tests.service import BIN, WEBHOOK_SECRET, base_env, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TG_HOOK_SECRET = "tg-hook-secret-4242"
+
+
+# ---- secrets never in the output --------------------------------------------------------
+
+
+async def raw_http(port: int, data: bytes) -> None:
+    """Send bytes that are not quite HTTP, the way a scanner would."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        await asyncio.wait_for(reader.read(1000), 2)
+    except TimeoutError:
+        pass
+    writer.close()
+
+
+async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
+    services, telegram: FakeTelegram
+) -> None:
+    """RIA refusing the key, failing and hanging; Telegram 401, 500, refusing connections
+    and timing out; bad and forged webhooks: at LOG_LEVEL=DEBUG, stdout and stderr must not
+    contain the RIA key, the bot token, or either webhook secret."""
+    port = free_port()
+    async with FakeRia(api_key="a-different-key-" + "x" * 24, user_id=RIA_USER) as ria:
+        service = await services(
+            **telegram_env(telegram),
+            RIA_API_KEY=RIA_KEY,  # RIA answers 403 API_KEY_INVALID to it
+            RIA_USER_ID=RIA_USER,
+            RIA_API_URL=ria.url,
+            RIA_POLL_INTERVAL_MINUTES="0.02",
+            HTTP_PORT=str(port),
+            PUBLIC_URL=f"http://127.0.0.1:{port}",
+            TELEGRAM_WEBHOOK_SECRET=TG_HOOK_SECRET,
+            LOG_LEVEL="DEBUG",
+        )
+        await until(lambda: ria.request_count >= 2, 10, "RIA refusing the key")
+        ria.api_key = RIA_KEY
+        ria.fail_next(2, status=500)
+        # Telegram: 401 (given up at once), then 500s (retried), then a read timeout (10 s)
+        telegram.fail_next(1, status=401)
+        await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
+        await until(lambda: "Unauthorized" in service.stderr(), 10, "the 401")
+        telegram.fail_next(2, status=500)
+        await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
+        await until(lambda: "Internal Server Error" in service.stderr(), 10, "a 500")
+        telegram.hang_chat(GROUP)
+        await service.post(service.webhook_url, json=make_call(3, caller=caller(3)))
+        # bad payloads, wrong secrets, forged Telegram updates, broken HTTP
+        await service.post(service.webhook_url, data=b'{"call_id": ')
+        await service.post(service.webhook_url, data=b"\xff\xfe" * 10)
+        await service.post(service.webhook_url + "x", json=make_call(9))
+        await service.post(f"/webhooks/telegram/{TG_HOOK_SECRET}", json={"update_id": 1})
+        await service.post(
+            f"/webhooks/telegram/{TG_HOOK_SECRET}",
+            data=b"not json",
+            headers={SECRET_HEADER: TG_HOOK_SECRET},
+        )
+        await raw_http(
+            port,
+            f"POST /webhooks/ria/{WEBHOOK_SECRET} HTTP/1.1\r\nContent-Length: x\r\n\r\n".encode(),
+        )
+        await raw_http(port, f"GET /webhooks/ria/{WEBHOOK_SECRET}?\x00 HTTP/9\r\n\r\n".encode())
+        await until(lambda: "Timed out" in service.stderr(), 15, "the send to time out")
+        telegram.release_chat(GROUP)
+        ria.mode = "hang"
+        await asyncio.sleep(1.5)
+        await telegram.stop()  # connection refused from here on
+        await service.post(service.webhook_url, json=make_call(4, caller=caller(4)))
+        await asyncio.sleep(1.0)
+        assert await service.stop() == 0
+    output = service.output()
+    for what in ("API_KEY_INVALID", "RIA API answered HTTP 500", "Unauthorized", "Timed out"):
+        assert what in output, f"the scenario did not produce {what!r}"
+    for secret in (RIA_KEY, TG_TOKEN, TG_TOKEN.split(":", 1)[1], WEBHOOK_SECRET, TG_HOOK_SECRET):
+        assert secret not in output, f"{secret[:6]}... leaked"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_redaction_also_covers_warnings_uncaught_exceptions_and_encoded_tokens(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What Python prints by itself (warnings, uncaught exceptions in any thread) goes
+    through the same filter; a bot token whose ":" was URL-encoded is caught by its half."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook)
+    tail = TG_TOKEN.split(":", 1)[1]
+    try:
+        logs.setup("DEBUG", fmt, [RIA_KEY, TG_TOKEN, WEBHOOK_SECRET])
+        warnings.showwarning(
+            UserWarning(f"deprecated call to https://x/bot{TG_TOKEN}/getMe"),
+            UserWarning,
+            __file__,
+            1,
+        )
+
+        def fail() -> None:
+            raise RuntimeError(f"GET https://developers.ria.com/x?api_key={RIA_KEY}")
+
+        thread = threading.Thread(target=fail)
+        thread.start()
+        thread.join()
+        try:
+            raise ValueError(f"webhook /webhooks/ria/{WEBHOOK_SECRET} failed")
+        except ValueError:
+            sys.excepthook(*sys.exc_info())
+        logging.getLogger("httpx").warning("POST /bot123456%%3A%s/sendMessage", tail)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        sys.excepthook, threading.excepthook = saved[2], saved[3]
+        logging.captureWarnings(False)
+    err = capsys.readouterr().err
+    assert err.count("***") >= 4, err
+    assert "deprecated call" in err and "RuntimeError" in err and "ValueError" in err
+    for secret in (RIA_KEY, TG_TOKEN, tail, WEBHOOK_SECRET):
+        assert secret not in err
+
+
+# ---- the webhooks' secrets ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def telegram_hook(telegram: FakeTelegram) -> AsyncIterator[TestClient]:
+    application = build_application(TG_TOKEN, telegram.url, webhook_mode=True)
+    channel = TelegramChannel(application, webhook_secret=TG_HOOK_SECRET)
+    app = web.Application()
+    app.add_routes(channel.routes())
+    async with TestClient(TestServer(app)) as client:
+        yield client
+    await application.bot.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("path", "header", "status"),
+    [
+        (TG_HOOK_SECRET, TG_HOOK_SECRET, 200),
+        (TG_HOOK_SECRET, None, 403),
+        (TG_HOOK_SECRET, "", 403),
+        (TG_HOOK_SECRET, TG_HOOK_SECRET + "x", 403),
+        (TG_HOOK_SECRET, TG_HOOK_SECRET[:-1], 403),
+        ("x" * len(TG_HOOK_SECRET), TG_HOOK_SECRET, 403),
+        ("x", "x", 403),
+    ],
+)
+async def test_telegram_webhook_needs_the_secret_in_path_and_header(
+    telegram_hook: TestClient, path: str, header: str | None, status: int
+) -> None:
+    headers = {} if header is None else {SECRET_HEADER: header}
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 1, "type": "private"},
+            "text": "/stats",
+        },
+    }
+    response = await telegram_hook.post(f"/webhooks/telegram/{path}", json=update, headers=headers)
+    assert response.status == status
+
+
+def test_secrets_are_compared_in_constant_time() -> None:
+    """Both webhooks compare their secret with hmac.compare_digest, never ==."""
+    for module in ("handlers/ria_webhook.py", "bot/channels/telegram.py"):
+        source = (ROOT / module).read_text()
+        assert "hmac.compare_digest(" in source, module
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and any(
+                "secret" in ast.unparse(side).lower() for side in (node.left, *node.comparators)
+            ):
+                pytest.fail(f"{module}: a secret compared with ==: {ast.unparse(node)}")
+
+
+async def test_commands_from_other_chats_get_a_refusal_without_data(
+    services, telegram: FakeTelegram
+) -> None:
+    service = await services(**telegram_env(telegram), LANGUAGE="en")
+    for i in (1, 2):
+        await service.post(service.webhook_url, json=make_call(i, caller=caller(i)))
+    await telegram.wait_for_messages(2, chat_id=GROUP, timeout=10)
+    stranger, stranger_group = 777, -1009999999999
+    for chat, text in (
+        (stranger, "/stats today"),
+        (stranger, "/missed"),
+        (stranger_group, "/missed week"),
+        (stranger, "/help"),
+    ):
+        update = telegram.push_command(chat, text)
+        reply = await telegram.wait_for_reply(chat, after_update_id=update, timeout=10)
+        assert reply["plain_text"] == i18n.t("en", "refusal"), reply
+    texts = [m["plain_text"] for m in telegram.messages if m["chat_id"] in (777, -1009999999999)]
+    assert all(e164(1) not in t and e164(2) not in t for t in texts)
+    assert await service.stop() == 0
+
+
+# ---- SQL: values only through parameters -------------------------------------------------
+
+# names that may be interpolated into SQL text: module constants of fixed SQL fragments,
+# and placeholders lists ("?,?,?") built from a count
+SAFE_NAMES = {"marks", "script", "number"}
+
+
+def _safe_sql(node: ast.AST, constants: dict[str, ast.AST]) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.Name):
+        if node.id in constants:
+            return _safe_sql(constants[node.id], constants)
+        return node.id in SAFE_NAMES
+    if isinstance(node, ast.JoinedStr):
+        return all(
+            _safe_sql(v.value if isinstance(v, ast.FormattedValue) else v, constants)
+            for v in node.values
+        )
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _safe_sql(node.left, constants) and _safe_sql(node.right, constants)
+    if isinstance(node, ast.Call) and ast.unparse(node.func) in ("', '.join", "' '.join"):
+        return True  # column lists made of constants (storage/calls.py); checked by eye
+    return False
+
+
+def test_all_sql_is_parameterised() -> None:
+    """Every execute()/executemany()/executescript() gets SQL made only of literals and
+    module constants: no value is ever formatted into a statement."""
+    problems = []
+    for path in sorted(
+        [*ROOT.glob("bot/**/*.py"), *ROOT.glob("handlers/**/*.py"), *ROOT.glob("storage/**/*.py")]
+    ):
+        tree = ast.parse(path.read_text())
+        constants = {
+            t.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
+        # a local `sql = ...` built from constants counts as one too
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Name) and t.id == "sql":
+                        if not _safe_sql(node.value, constants):
+                            problems.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+                        constants.setdefault("sql", ast.Constant(""))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "executemany", "executescript")
+                and node.args
+                and not _safe_sql(node.args[0], constants)
+            ):
+                problems.append(f"{path.name}:{node.lineno} {ast.unparse(node.args[0])[:80]}")
+    assert not problems, "SQL built from values:\n" + "\n".join(problems)
+    # and the check does catch what it is for
+    for bad in (
+        'f"SELECT * FROM calls WHERE id = {call_id}"',
+        '"DELETE FROM t WHERE x = " + x',
+        '"SELECT %s" % value',
+        '"SELECT {}".format(v)',
+    ):
+        assert not _safe_sql(ast.parse(bad).body[0].value, {}), bad
+
+
+# ---- running as nobody, with code it cannot write to --------------------------------------
+
+
+def _setpriv_works() -> str | None:
+    if os.geteuid() != 0:
+        return "the tests do not run as root"
+    if shutil.which("setpriv") is None:
+        return "setpriv is not installed"
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(BIN), "--version"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return f"nobody cannot run {BIN}: {done.stderr.strip()[:200]}"
+    return None
+
+
+def _nobody_can_write(directory: Path) -> bool:
+    probe = directory / "nobody-was-here"
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "touch", str(probe)],
+        capture_output=True,
+    )
+    probe.unlink(missing_ok=True)
+    return done.returncode == 0
+
+
+async def test_runs_as_nobody_with_a_read_only_code_directory() -> None:
+    reason = _setpriv_works()
+    if reason:
+        pytest.skip(reason)
+    data = Path(tempfile.mkdtemp(prefix="ria-nobody-"))
+    try:
+        os.chown(data, 65534, 65534)
+        env = base_env(data)
+        # the code, the venv and the working directory's parent are not writable for nobody
+        assert not _nobody_can_write(ROOT / "bot"), "the code directory is writable for nobody"
+        proc = await asyncio.create_subprocess_exec(
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            str(BIN),
+            "run",
+            env=env,
+            cwd=data,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            url = f"http://127.0.0.1:{env['HTTP_PORT']}"
+            async with aiohttp.ClientSession() as session:
+                for _ in range(200):
+                    try:
+                        async with session.get(f"{url}/healthz") as response:
+                            if response.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    assert proc.returncode is None
+                    await asyncio.sleep(0.05)
+                status = (Path("/proc") / str(proc.pid) / "status").read_text()
+                uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+                assert uid_line.split()[1:] == ["65534"] * 4, uid_line
+                async with session.post(
+                    f"{url}/webhooks/ria/{WEBHOOK_SECRET}", json=make_call(1, caller=caller(1))
+                ) as response:
+                    assert response.status == 200, await response.text()
+                async with session.get(f"{url}/healthz") as response:
+                    assert response.status == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, err.decode()
+        assert e164(1) in out.decode()  # the console alert
+        assert (data / "calls.db").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
