@@ -21,6 +21,7 @@ from bot import dispatcher as dispatcher_module
 from bot.channels.base import RateLimit, acquire
 from bot.dispatcher import BACKOFF_MAX_S, backoff
 from storage import outbox
+from storage.outbox import Target
 from tests.fakes.telegram import FakeTelegram
 from tests.reliability import (
     db_rows,
@@ -267,3 +268,22 @@ async def test_a_full_disk_after_sending_costs_no_duplicate_and_no_dead_worker(
         assert db_rows(db, "PRAGMA integrity_check") == [("ok",)]
     finally:
         fs.__exit__(None, None, None)
+
+
+async def test_a_chat_taken_out_of_the_configuration_gets_nothing_more(
+    tmp_path: Path, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alerts queued for a chat that is no longer configured (someone left the team) wait
+    in the outbox instead of going to it after a restart."""
+    telegram.mode = "down_500"
+    async with rig(tmp_path, telegram, [A, B]) as r:
+        await r.missed(1)
+        await until(lambda: "send failed" in caplog.text, 5, "a failed send")
+    telegram.mode = "ok"
+    async with rig(tmp_path, telegram, [B], targets=[Target("telegram", B)]) as again:
+        await telegram.wait_for_messages(1, chat_id=B, timeout=10)
+        await asyncio.sleep(1.0)
+        rows = await again.rows("SELECT target, state FROM outbox ORDER BY target")
+    assert telegram.messages_for(A) == []
+    assert rows == [(A, "pending"), (B, "sent")]
+    assert "telegram:42, which is no longer configured" in caplog.text

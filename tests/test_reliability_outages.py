@@ -32,7 +32,7 @@ from tests.reliability import (
 )
 from tests.service import base_env, run_cli
 
-OUTAGE_S = 2.5
+OUTAGE_S = 1.5
 
 
 async def set_down(fake: FakeTelegram | FakeRia, how: str) -> None:

@@ -33,6 +33,7 @@ from tests.service import BIN, WEBHOOK_SECRET, base_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TG_HOOK_SECRET = "tg-hook-secret-4242"
+PRIVATE = "42"
 
 
 # ---- secrets never in the output --------------------------------------------------------
@@ -59,7 +60,7 @@ async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
     port = free_port()
     async with FakeRia(api_key="a-different-key-" + "x" * 24, user_id=RIA_USER) as ria:
         service = await services(
-            **telegram_env(telegram),
+            **telegram_env(telegram, chats=f"{GROUP},{PRIVATE}"),
             RIA_API_KEY=RIA_KEY,  # RIA answers 403 API_KEY_INVALID to it
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
@@ -69,18 +70,15 @@ async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
             TELEGRAM_WEBHOOK_SECRET=TG_HOOK_SECRET,
             LOG_LEVEL="DEBUG",
         )
-        await until(lambda: ria.request_count >= 2, 10, "RIA refusing the key")
-        ria.api_key = RIA_KEY
-        ria.fail_next(2, status=500)
-        # Telegram: 401 (given up at once), then 500s (retried), then a read timeout (10 s)
-        telegram.fail_next(1, status=401)
+        # Telegram: a read timeout (10 s) in the group while the other chat gets a 401 (given
+        # up at once) and 500s (retried)
+        telegram.hang_chat(GROUP)
+        telegram.fail_next_in(PRIVATE, 1, status=401)
         await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
         await until(lambda: "Unauthorized" in service.stderr(), 10, "the 401")
-        telegram.fail_next(2, status=500)
+        telegram.fail_next_in(PRIVATE, 2, status=500)
         await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
         await until(lambda: "Internal Server Error" in service.stderr(), 10, "a 500")
-        telegram.hang_chat(GROUP)
-        await service.post(service.webhook_url, json=make_call(3, caller=caller(3)))
         # bad payloads, wrong secrets, forged Telegram updates, broken HTTP
         await service.post(service.webhook_url, data=b'{"call_id": ')
         await service.post(service.webhook_url, data=b"\xff\xfe" * 10)
@@ -96,10 +94,14 @@ async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
             f"POST /webhooks/ria/{WEBHOOK_SECRET} HTTP/1.1\r\nContent-Length: x\r\n\r\n".encode(),
         )
         await raw_http(port, f"GET /webhooks/ria/{WEBHOOK_SECRET}?\x00 HTTP/9\r\n\r\n".encode())
+        # RIA: the key refused (403), then 500s, then hanging
+        await until(lambda: ria.request_count >= 2, 10, "RIA refusing the key")
+        ria.api_key = RIA_KEY
+        ria.fail_next(2, status=500)
+        await until(lambda: "RIA API answered HTTP 500" in service.stderr(), 10, "RIA's 500")
+        ria.mode = "hang"
         await until(lambda: "Timed out" in service.stderr(), 15, "the send to time out")
         telegram.release_chat(GROUP)
-        ria.mode = "hang"
-        await asyncio.sleep(1.5)
         await telegram.stop()  # connection refused from here on
         await service.post(service.webhook_url, json=make_call(4, caller=caller(4)))
         await asyncio.sleep(1.0)
