@@ -140,7 +140,7 @@ class TargetWorker:
             # a coalesced message may be split in parts; each part's items are marked sent
             # with that part's reference as soon as it is confirmed, and each part after the
             # first takes its own slot of the rate limit
-            parts = self._render(items)
+            parts = await self._render_or_drop(items, slot)
             for index, (part_items, text) in enumerate(parts):
                 if index:
                     slot = await acquire(self.channel.limits(self.target.id))
@@ -168,6 +168,32 @@ class TargetWorker:
         if image is not None:
             return await self.channel.notify_image(self.target.id, text, *image)
         return await self.channel.notify(self.target.id, text)
+
+    async def _render_or_drop(
+        self, items: list[OutboxItem], slot: Slot
+    ) -> list[tuple[list[OutboxItem], str]]:
+        """`_render(items)`; if that fails (a bug), the messages that cannot be rendered even
+        alone are given up, so that one bad row never blocks its target for ever."""
+        try:
+            return self._render(items)
+        except Exception:
+            log.exception("%s: cannot render %d message(s)", self.target, len(items))
+        bad = [item for item in items if not self._renders(item)]
+        if not bad:
+            return self._render(items[:1])  # only the list of them failed: one at a time
+        slot.release()
+        await self._failed(
+            bad,
+            DeliveryError("cannot render the message (see the log)", permanent=True),
+        )
+        return []
+
+    def _renders(self, item: OutboxItem) -> bool:
+        try:
+            self._render([item])
+        except Exception:
+            return False
+        return True
 
     async def _sent(self, items: list[OutboxItem], ref: dict[str, Any]) -> None:
         ids = [item.id for item in items if item.id is not None]
@@ -209,12 +235,7 @@ class TargetWorker:
         self.last_error = error
         ids = [item.id for item in items if item.id is not None]
         if exc.permanent:
-            log.error(
-                "%s: giving up on %d message(s), retrying cannot help: %s",
-                self.target,
-                len(ids),
-                error,
-            )
+            log.error("%s: giving up on %d message(s): %s", self.target, len(ids), error)
             for i in ids:
                 self.queue.pop(i, None)
             await self._store(outbox.mark_failed, ids, error)

@@ -204,7 +204,9 @@ def message_length(text: str) -> int:
     The markup is counted too, although Telegram counts the text after parsing it, so the
     result is an upper bound of what Telegram (or Slack, counting characters) sees.
     """
-    return len(text.encode("utf-16-le")) // 2
+    # surrogatepass: a stray half of a pair (the parser cleans them, but a length must
+    # never be what fails) counts as the one unit it is
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def coalesced(

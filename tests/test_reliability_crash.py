@@ -29,7 +29,7 @@ from tests.reliability import MISSED, caller, db_rows, e164, texts_for, until
 from tests.service import Service
 
 PRIVATE = "42"
-KILLS = 4
+KILLS = 3
 
 
 async def stream(service: Service, ids: Iterator[int], acked: set[int], rng: random.Random):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot import dispatcher as dispatcher_module
+from bot import render
 from bot.channels.base import RateLimit, acquire
 from bot.dispatcher import BACKOFF_MAX_S, backoff
 from storage import outbox
@@ -287,3 +288,26 @@ async def test_a_chat_taken_out_of_the_configuration_gets_nothing_more(
     assert telegram.messages_for(A) == []
     assert rows == [(A, "pending"), (B, "sent")]
     assert "telegram:42, which is no longer configured" in caplog.text
+
+
+async def test_a_message_that_cannot_be_rendered_never_blocks_its_chat(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rendering bug hit by one row (a poison message) gives that row up, with the
+    traceback in the log; the alerts behind it still go out."""
+    real_alert = render.alert
+
+    def alert(call, *args, **kwargs):
+        if call.call_id == 2:
+            raise ValueError("a rendering bug")
+        return real_alert(call, *args, **kwargs)
+
+    monkeypatch.setattr(render, "alert", alert)
+    async with rig(tmp_path, telegram, [A]) as r:
+        await r.missed(1, 2, 3)
+        await until(lambda: mentions(texts_for(telegram, A), [1, 3]) == {1: 1, 3: 1}, 10, "1 and 3")
+        await wait_states(r, {1: "sent", 2: "failed", 3: "sent"}, 5)
+    assert "cannot render" in caplog.text and "a rendering bug" in caplog.text

@@ -16,10 +16,12 @@ import pytest
 
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import KYIV, FakeRia, make_call
+from tests.fakes.slack import DEFAULT_BOT_TOKEN, FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.reliability import (
     caller,
     db_rows,
+    e164,
     fill,
     loop_filesystem,
     mentions,
@@ -33,6 +35,7 @@ from tests.reliability import (
 from tests.service import base_env, run_cli
 
 OUTAGE_S = 1.5
+SLACK_CHANNEL = "C0SALES001"
 
 
 async def set_down(fake: FakeTelegram | FakeRia, how: str) -> None:
@@ -200,36 +203,52 @@ async def test_read_only_database_at_start_is_one_clear_line(tmp_path: Path) -> 
     assert lines and str(ro / "calls.db") in lines[0], err
 
 
-async def test_slack_down_while_telegram_delivers_and_back(services, telegram) -> None:
-    """Hook for the Slack channel (issue: Slack is being added in parallel). Once
-    bot/channels/slack.py and tests/fakes/slack.py are on main, this runs: Slack answering
-    500 must not delay Telegram, and Slack catches up after recovery (and the reverse)."""
-    pytest.importorskip("bot.channels.slack", reason="the Slack channel is not on main yet")
-    fakes = pytest.importorskip("tests.fakes.slack", reason="no fake Slack server yet")
-    fake_slack = getattr(fakes, "FakeSlack", None)
-    if fake_slack is None:  # pragma: no cover - until the Slack fake lands
-        pytest.skip("tests/fakes/slack.py has no FakeSlack to drive")
-    channel = "C0123456789"
-    async with fake_slack() as slack:
+@pytest.mark.parametrize(("down", "how"), [("slack", "refused"), ("telegram", "down_500")])
+async def test_one_platform_down_the_other_delivers_and_the_first_catches_up(
+    services, telegram: FakeTelegram, down: str, how: str
+) -> None:
+    """Slack or Telegram refusing connections or answering 500 (tests/test_slack_e2e.py has
+    the hanging case): the other platform's alerts go out at once, /healthz shows the
+    backlog and the error for the broken target only, and after recovery it gets every
+    alert exactly once."""
+    async with FakeSlack(channels=[SLACK_CHANNEL]) as slack:
         service = await services(
             **telegram_env(telegram),
-            SLACK_BOT_TOKEN="xoxb-1-test-token",
-            SLACK_CHANNEL_IDS=channel,
-            SLACK_API_URL=slack.url.rstrip("/") + "/api/",
+            SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+            SLACK_CHANNEL_IDS=SLACK_CHANNEL,
+            SLACK_API_URL=slack.api_url,
         )
-        slack.mode = "down_500"
-        await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
-        await until(lambda: mentions(texts_for(telegram, GROUP), [1])[1] == 1, 10, "telegram")
-        slack.mode = "ok"
-        telegram.mode = "down_500"
-        await service.post(service.webhook_url, json=make_call(2, caller=caller(2)))
-        await until(
-            lambda: all(
-                any(caller(i)[1:] in str(m) for m in slack.messages_for(channel)) for i in (1, 2)
-            ),
-            20,
-            "slack catches up and delivers while telegram is down",
+        broken = {"slack": slack, "telegram": telegram}[down]
+        await set_down(broken, how)
+        for i in (1, 2):
+            status, _ = await service.post(
+                service.webhook_url, json=make_call(i, "NOANSWER", caller=caller(i))
+            )
+            assert status == 200
+
+        def slack_has(ids: list[int]) -> bool:
+            text = " ".join(str(m) for m in slack.messages_for(SLACK_CHANNEL))
+            return all(e164(i) in text for i in ids)
+
+        def telegram_has(ids: list[int]) -> bool:
+            return all(mentions(texts_for(telegram, GROUP), ids).values())
+
+        working, broken_has = (
+            (telegram_has, slack_has) if down == "slack" else (slack_has, telegram_has)
         )
-        telegram.mode = "ok"
-        await until(lambda: mentions(texts_for(telegram, GROUP), [2])[2] == 1, 20, "telegram")
+        await until(lambda: working([1, 2]), 5, "the working platform delivers at once")
+        await asyncio.sleep(0.5)  # the broken one has tried and failed by now
+        status, health = await service.health()
+        assert status == 200, health
+        targets = health["outbox"]["targets"]
+        broken_key = f"slack:{SLACK_CHANNEL}" if down == "slack" else f"telegram:{GROUP}"
+        working_key = f"telegram:{GROUP}" if down == "slack" else f"slack:{SLACK_CHANNEL}"
+        assert targets[broken_key]["pending"] == 2 and targets[broken_key]["last_error"]
+        assert working_key not in targets or targets[working_key]["pending"] == 0
+        await set_up(broken, how)
+        await until(lambda: broken_has([1, 2]), 20, "the broken platform catches up")
+        await asyncio.sleep(1.0)
+        assert mentions(texts_for(telegram, GROUP), [1, 2]) == {1: 1, 2: 1}
+        slack_text = [str(m) for m in slack.messages_for(SLACK_CHANNEL)]
+        assert [sum(e164(i) in t for t in slack_text) for i in (1, 2)] == [1, 1]
         assert await service.stop() == 0
