@@ -50,7 +50,6 @@ async def test_300_missed_calls_in_10s_reach_a_group_and_a_private_chat_with_no_
         assert set(mentions(texts, ids).values()) == {1}, chat  # each caller exactly once
         assert all(len(t) <= 4096 for t in texts)
     group = telegram.messages_for(GROUP)
-    print(f"last caller in the group after {group[-1]['t'] - started:.1f} s, {len(group)} messages")
     # a handful of single alerts first, then the backlog coalesced: not 300 messages
     assert len(group) <= 12, len(group)
     assert sum(e164(1) in t for t in texts_for(telegram, GROUP)) == 1
