@@ -1,0 +1,243 @@
+"""Row 2: ingest throughput. Webhook requests a second, each answered only after its call is
+committed (WAL, synchronous=FULL, group commit), against a bare aiohttp server that only
+parses the JSON, measured the same way in the same run.
+
+Load: 32 keep-alive connections, each sending its next request as soon as the last is
+answered, for a fixed time after a warm-up. Every request is one call with its own call_id;
+one in `missed_every` is missed, so alerts are queued (for the console: no chat configured,
+as `make run` starts) and delivered while the load runs. `wrk` (one thread, a Lua script for
+the unique ids) when it is installed; otherwise an aiohttp client in this process, which is
+slower than wrk and so understates both servers. Afterwards the service is stopped and every
+acknowledged call is looked for in its database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import shutil
+import socket
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import REPO, percentile, start_service, stop_quietly
+from bench.report import PEER_WEBHOOKS_S, Row
+from tests.fakes.ria import make_call
+from tests.service import free_port
+
+RATIO_TARGET = 0.6
+LUA = Path(__file__).with_name("calls.lua")
+WARMUP_IDS = 1_000_000_000
+MEASURED_IDS = 2_000_000_000  # call_ids of the measured run start here (wrk: per thread +1e8)
+
+
+@dataclass
+class Params:
+    connections: int = 32
+    seconds: float = 10.0
+    warmup_s: float = 2.0
+    missed_every: int = 4
+    tool: str = "auto"  # auto | wrk | aiohttp
+
+
+def pick_tool(choice: str) -> str:
+    if choice == "auto":
+        return "wrk" if shutil.which("wrk") else "aiohttp"
+    return choice
+
+
+async def _wrk(url: str, p: Params, seconds: float, first_id: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{p.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(first_id),
+        str(p.missed_every),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    text = out.decode()
+    if proc.returncode != 0 or "RESULT" not in text:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {text}\n{err.decode()}")
+    ok = other = accepted = 0
+    for line in text.splitlines():
+        if line.startswith("RESULT"):
+            a, b, c = (int(x) for x in line.split()[1:])
+            ok, other, accepted = ok + a, other + b, accepted + c
+    rate = float(re.search(r"Requests/sec:\s*([\d.]+)", text)[1])  # type: ignore[index]
+    pct = {
+        q: _wrk_ms(m[1])
+        for q in ("50", "99")
+        if (m := re.search(rf"^\s+{q}(?:\.000)?%\s+(\S+)", text, re.M))
+    }
+    return {
+        "rate": rate,
+        "ok": ok,
+        "errors": other,
+        "accepted": accepted,
+        "p50_ms": pct.get("50"),
+        "p99_ms": pct.get("99"),
+    }
+
+
+def _wrk_ms(text: str) -> float:
+    """wrk's '1.85ms' / '512.00us' / '1.02s' in ms."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return round(float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit], 3)
+
+
+async def _aiohttp_load(url: str, p: Params, seconds: float, first_id: int) -> dict[str, Any]:
+    """The same load from this process: `connections` workers, one request in flight each."""
+    ids = itertools.count(first_id + 1)
+    ok = errors = accepted = 0
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=p.connections)
+    deadline = time.monotonic() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal ok, errors, accepted
+        while time.monotonic() < deadline:
+            call_id = next(ids)
+            status = "NOANSWER" if call_id % p.missed_every == 0 else "ANSWER"
+            record = make_call(call_id, status, caller=f"067{call_id % 10_000_000:07d}")
+            started = time.monotonic()
+            async with session.post(url, json=record) as resp:
+                body = await resp.json(content_type=None)
+            latencies.append(time.monotonic() - started)
+            if resp.status == 200:
+                ok += 1
+                accepted += body.get("accepted") == 1
+            else:
+                errors += 1
+
+    started = time.monotonic()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(p.connections)))
+    elapsed = time.monotonic() - started
+    return {
+        "rate": round(ok / elapsed, 1),
+        "ok": ok,
+        "errors": errors,
+        "accepted": accepted,
+        "p50_ms": round(percentile(latencies, 50) * 1000, 3),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 3),
+    }
+
+
+async def _load(url: str, p: Params, tool: str) -> dict[str, Any]:
+    generate = _wrk if tool == "wrk" else _aiohttp_load
+    if p.warmup_s > 0:
+        await generate(url, p, p.warmup_s, WARMUP_IDS)
+    return await generate(url, p, p.seconds, MEASURED_IDS)
+
+
+async def _bare(p: Params, tool: str, workdir: Path) -> dict[str, Any]:
+    port = free_port()
+    log = (workdir / "bare.out").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_server",
+        "--port",
+        str(port),
+        cwd=REPO,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        await _wait_listening(port, proc)
+        return await _load(f"http://127.0.0.1:{port}/webhooks/ria/bare", p, tool)
+    finally:
+        proc.terminate()
+        await proc.wait()
+        log.close()
+
+
+async def _wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"bare server exited {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise TimeoutError("bare server did not listen")
+
+
+def _count_calls(db: Path, first_id: int) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT COUNT(*) FROM calls WHERE call_id > ? AND call_id < ?",
+            (first_id, first_id + 10**9),
+        ).fetchone()[0]
+
+
+async def run(params: Params, workdir: Path) -> dict[str, Any]:
+    tool = pick_tool(params.tool)
+    workdir = workdir / "ingest"
+    workdir.mkdir(parents=True, exist_ok=True)
+    bare = await _bare(params, tool, workdir)
+    service = await start_service(workdir)
+    try:
+        measured = await _load(service.webhook_url, params, tool)
+    finally:
+        await stop_quietly(service)
+    stored = _count_calls(Path(service.env["DATABASE_PATH"]), MEASURED_IDS)
+    return {
+        "tool": tool,
+        "connections": params.connections,
+        "seconds": params.seconds,
+        "missed_every": params.missed_every,
+        "bare": bare,
+        "service": measured,
+        "ratio": round(measured["rate"] / bare["rate"], 3) if bare["rate"] else None,
+        "stored": stored,
+        # every call acknowledged with "accepted": 1 must be in the database
+        "lost": max(0, measured["accepted"] - stored),
+    }
+
+
+def rows(result: dict[str, Any]) -> list[Row]:
+    service, bare = result["service"], result["bare"]
+    ratio = result["ratio"] or 0.0
+    return [
+        Row(
+            2,
+            "ingest: webhooks/s, durable commit each",
+            f"{service['rate']:,.0f}/s",
+            "—",
+            f"{PEER_WEBHOOKS_S}/s",
+            note=(
+                f"{result['tool']}, {result['connections']} connections, "
+                f"{result['seconds']:g} s; 1 call in {result['missed_every']} missed (alerts to "
+                f"the console); answered in {service['p50_ms']} ms p50 / "
+                f"{service['p99_ms']} ms p99; {service['accepted']:,} acknowledged, "
+                f"{result['stored']:,} in the database, {result['lost']} lost, "
+                f"{service['errors']} errors"
+            ),
+        ),
+        Row(
+            2,
+            "ingest vs bare aiohttp (JSON parse only)",
+            f"{ratio:.2f}",
+            f"≥ {RATIO_TARGET}",
+            met=ratio >= RATIO_TARGET and result["lost"] == 0,
+            note=f"bare handler: {bare['rate']:,.0f}/s, same load, same run",
+        ),
+    ]
