@@ -53,12 +53,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident set size of a process (VmRSS from /proc), in MiB."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident set size of a process (VmRSS from /proc; VmHWM for its peak), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def service_env(workdir: Path, **overrides: Any) -> dict[str, str]:

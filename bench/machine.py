@@ -38,10 +38,10 @@ def wrk_version() -> str | None:
     path = shutil.which("wrk")
     if path is None:
         return None
-    # wrk has no --version that exits 0; its usage banner names the version
+    # wrk has no --version that exits 0; its usage banner starts "wrk <version> [epoll] ..."
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
-    first = (out.stdout or out.stderr).splitlines()
-    return first[0].strip() if first else "wrk"
+    words = (out.stdout or out.stderr).split()
+    return f"wrk {words[1]}" if len(words) > 1 else "wrk"
 
 
 def describe() -> dict[str, Any]:
