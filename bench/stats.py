@@ -9,11 +9,13 @@ renderer), after one run that warms SQLite's page cache; the first run is kept t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
-import inspect
+import io
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ class Params:
     days: int = 365
     repeats: int = 10
     summary_bench: bool = True  # run bench/summary_bench.py when it exists
+    summary_args: list[str] = field(default_factory=list)  # its own defaults: 1M calls
 
 
 def pinned_now(today: datetime) -> datetime:
@@ -102,36 +105,28 @@ async def run(params: Params, workdir: Path) -> dict[str, Any]:
         }
     finally:
         await store.close()
-    result["summary_bench"] = await run_summary_bench() if params.summary_bench else None
+    summary = await run_summary_bench(params.summary_args) if params.summary_bench else None
+    result["summary_bench"] = summary
     return result
 
 
-async def run_summary_bench() -> dict[str, Any] | None:
-    """bench/summary_bench.py (the daily summary with its chart), when it exists: its
-    main() returns a dict of figures."""
+async def run_summary_bench(args: list[str]) -> dict[str, Any] | None:
+    """bench/summary_bench.py (the real daily summary, with its chart) when it exists.
+
+    Its main(argv) makes its own database, prints its own table (kept here, not printed:
+    the bench prints one table) and returns its figures as a dict.
+    """
     try:
         module = importlib.import_module("bench.summary_bench")
     except ModuleNotFoundError as exc:
         if exc.name != "bench.summary_bench":
             raise
         return None
-    result = module.main()
-    if inspect.isawaitable(result):
-        result = await result
-    return dict(result)
-
-
-def _chart_ms(summary: dict[str, Any] | None) -> float | None:
-    """The chart's time from summary_bench's figures: a key naming the chart, in ms or s."""
-    if not summary:
-        return None
-    for key, value in summary.items():
-        if "chart" in key and isinstance(value, int | float):
-            if key.endswith("_ms"):
-                return float(value)
-            if key.endswith("_s"):
-                return float(value) * 1000
-    return None
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        # in a thread: it is synchronous and takes a while, and the loop has nothing to do
+        figures = await asyncio.to_thread(module.main, args)
+    return {**dict(figures), "printed": printed.getvalue()}
 
 
 def rows(result: dict[str, Any]) -> list[Row]:
@@ -150,39 +145,58 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"median of warm runs (first {fmt_ms(month['first_ms'])}, "
                 f"max {fmt_ms(month['max_ms'])})"
             ),
-        ),
-        Row(
-            4,
-            "daily summary (figures)",
-            fmt_ms(daily["median_ms"]),
-            f"≤ {DAILY_TARGET_MS:.0f} ms",
-            met=daily["median_ms"] <= DAILY_TARGET_MS,
-            note=(
-                f"period_stats + missed_report for a whole day ({result['day_calls']:,} "
-                f"calls), rendered; first {fmt_ms(daily['first_ms'])}"
-            ),
-        ),
+        )
     ]
-    chart = _chart_ms(result.get("summary_bench"))
-    if chart is None:
-        out.append(
+    summary = result.get("summary_bench")
+    if summary is None:
+        # until the summary feature's own benchmark exists: what the summary will read
+        return [
+            *out,
+            Row(
+                4,
+                "daily summary (figures only)",
+                fmt_ms(daily["median_ms"]),
+                f"≤ {DAILY_TARGET_MS:.0f} ms",
+                met=daily["median_ms"] <= DAILY_TARGET_MS,
+                note=(
+                    f"period_stats + missed_report for a whole day ({result['day_calls']:,} "
+                    f"calls), rendered; first {fmt_ms(daily['first_ms'])}"
+                ),
+            ),
             Row(
                 4,
                 "daily summary chart",
                 "pending",
                 f"≤ {CHART_TARGET_MS / 1000:.0f} s",
                 note="bench/summary_bench.py (the summary feature) is not there yet",
-            )
-        )
-    else:
-        out.append(
-            Row(
-                4,
-                "daily summary chart",
-                fmt_ms(chart),
-                f"≤ {CHART_TARGET_MS / 1000:.0f} s",
-                met=chart <= CHART_TARGET_MS,
-                note="bench/summary_bench.py",
-            )
-        )
-    return out
+            ),
+        ]
+    their_db = (
+        f"bench/summary_bench.py on its own {summary['calls_in_db']:,}-call database, "
+        f"median of {summary['runs']}"
+    )
+    return [
+        *out,
+        Row(
+            4,
+            "daily summary",
+            fmt_ms(summary["build_ms"]),
+            f"≤ {DAILY_TARGET_MS:.0f} ms",
+            met=summary["build_ms"] <= DAILY_TARGET_MS,
+            note=(
+                f"{their_db}: every query of the summary ({summary['calls_in_day']:,} calls "
+                f"that day) and its text in 3 formats; first {fmt_ms(summary['build_first_ms'])}"
+            ),
+        ),
+        Row(
+            4,
+            "daily summary with its chart",
+            fmt_ms(summary["build_with_chart_ms"]),
+            f"≤ {CHART_TARGET_MS / 1000:.0f} s",
+            met=summary["build_with_chart_ms"] <= CHART_TARGET_MS,
+            note=(
+                "the same and the PNG; the first, which imports matplotlib: "
+                f"{fmt_ms(summary['first_chart_ms'])}"
+            ),
+        ),
+    ]
