@@ -9,7 +9,6 @@ import contextlib
 import math
 import os
 import re
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,8 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 TG_TOKEN = "123456:BENCH-telegram-token-abcdefghijk"
 GROUP = "-1001234567890"  # a supergroup: Telegram allows it 20 messages a minute
 PRIVATE = "111111111"  # a private chat: 1 message a second
-
-MISSED_STATUSES = ("NOANSWER", "CANCEL", "BUSY")
 
 
 def caller_number(i: int) -> str:
@@ -137,19 +134,6 @@ async def stop_quietly(service: Service) -> None:
 
 def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def python_bin() -> str:
-    return sys.executable
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
 
 
 async def wait_telegram_connected(service: Service, timeout: float = 20.0) -> None:
