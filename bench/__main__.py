@@ -3,7 +3,7 @@
     python -m bench             # the full run, ~6 min on 2 cores: bench/results/latest.json
     python -m bench --readme    # ... and the table into README.md's Performance section
     python -m bench --quick --out /tmp/b.json    # tiny sizes: checks the code, not speed
-    python -m bench --only latency,quota
+    python -m bench --only latency,quota --out /tmp/b.json
 
 Generated databases and service output go to a temporary folder (kept with --keep).
 """
@@ -110,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - MODULES.keys()
     if unknown:
         parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
-    if args.quick and args.out is None:
-        parser.error("--quick needs --out: its figures must not replace the real results")
+    partial = args.quick or set(names) != MODULES.keys()
+    if partial and args.out is None:
+        parser.error("--quick and --only need --out: the committed results are a full run")
+    if partial and args.readme:
+        parser.error("--readme takes a full run")
     params = QUICK if args.quick else {n: m.Params() for n, m in MODULES.items()}
 
     def log(line: str) -> None:
