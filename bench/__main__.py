@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every row in one run, one table, one JSON file.
 
-    python -m bench             # the full run, ~6 min on 2 cores: bench/results/latest.json
+    python -m bench             # the full run, ~4 min on 2 cores: bench/results/latest.json
     python -m bench --readme    # ... and the table into README.md's Performance section
     python -m bench --quick --out /tmp/b.json    # tiny sizes: checks the code, not speed
     python -m bench --only latency,quota --out /tmp/b.json
