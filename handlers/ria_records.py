@@ -6,6 +6,7 @@ as strings), strict where it matters: `call_id` must be an integer and `date` a 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ def normalise_status(status: str) -> str:
     return "BUSY" if status == "BYSY" else status
 
 
+@functools.lru_cache(maxsize=4096)  # the same callers ring again and again
 def phone_forms(raw: str) -> tuple[str, str] | None:
     """(E.164, international display) of a Ukrainian-format number; None if it is not one."""
     try:
@@ -50,6 +52,10 @@ def phone_forms(raw: str) -> tuple[str, str] | None:
 
 def to_e164(number: str) -> str:
     """'0951174074' -> '+380951174074'; anything unparseable comes back as given."""
+    # RIA sends Ukrainian national numbers (0 + 9 digits), which need no full parse: this is
+    # on the webhook's hot path
+    if len(number) == 10 and number[0] == "0" and number.isdigit() and number.isascii():
+        return "+380" + number[1:]
     forms = phone_forms(number)
     return forms[0] if forms else number
 
@@ -104,15 +110,18 @@ def _opt_str(record: Mapping[str, Any], key: str) -> str | None:
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether JSON data nests more than `limit` levels (walked without recursion)."""
-    stack = [(value, 1)]
+    """Whether JSON data nests more than `limit` levels (walked without recursion).
+
+    Only containers go on the stack: a flat RIA record costs one pass over its values, which
+    matters on the webhook's hot path."""
+    stack = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
     return False
 
 
