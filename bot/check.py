@@ -200,14 +200,12 @@ async def _check_slack(s: Settings, slack: SlackChannel, report: Report) -> None
 
 async def send_test(settings: Settings, timeout: float = 30.0) -> int:
     """Queue a test message for every target through the outbox and deliver it now."""
+    from bot import render
+
     s = settings
     store = Store(s.database_path)
     await store.open()
-    channels = make_channels(s)
-    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
     try:
-        from bot import render
-
         now = time.time()
         items = [
             OutboxItem(
@@ -223,9 +221,22 @@ async def send_test(settings: Settings, timeout: float = 30.0) -> int:
             for target in s.alert_targets()
         ]
         items = await store.run(outbox.enqueue, items)
+        return await deliver_now(s, store, items, timeout)
+    finally:
+        await store.close()
+
+
+async def deliver_now(
+    s: Settings, store: Store, items: list[OutboxItem], timeout: float = 60.0
+) -> int:
+    """Deliver queued items through the usual dispatcher and report each target (send-test,
+    `summary --send`). Non-zero when any of them was not delivered in time."""
+    channels = make_channels(s)
+    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
+    ids = [item.id for item in items]
+    try:
         dispatcher.submit(items)
         deadline = time.monotonic() + timeout
-        ids = [item.id for item in items]
         while time.monotonic() < deadline:
             states = await store.run(_states, ids)
             if all(state != outbox.PENDING for state, _ in states.values()):
@@ -237,9 +248,9 @@ async def send_test(settings: Settings, timeout: float = 30.0) -> int:
         for channel in channels.values():
             if isinstance(channel, TelegramChannel):
                 await channel.app.bot.shutdown()
-        await store.close()
     failed = 0
     for item in items:
+        assert item.id is not None
         state, error = states[item.id]
         ok = state == outbox.SENT
         failed += not ok

@@ -332,27 +332,34 @@ def _stats(r: StatsReply, f: _Format, lang: str) -> str:
             talk=i18n.duration(lang, s.avg_talk_s),
         )
     )
-    if s.managers:
-        lines.append(_t(f, lang, "stats_managers"))
-        shown = s.managers[:_MAX_MANAGERS]
-        lines += [
-            _t(
-                f,
-                lang,
-                "stats_manager_line",
-                phone=_number(f, m.destination_phone or "—"),
-                total=m.total,
-                answered=m.answered,
-                missed=m.missed,
-            )
-            for m in shown
-        ]
-        if len(s.managers) > len(shown):
-            lines.append(_t(f, lang, "more", count=len(s.managers) - len(shown)))
+    lines += manager_lines(s, f, lang)
     if s.top_cars:
         lines.append(_t(f, lang, "stats_cars"))
         lines += [f"{f.esc(_clip(car, 'car'))}: {n}" for car, n in s.top_cars]
     return "\n".join(lines)
+
+
+def manager_lines(s: PeriodStats, f: _Format, lang: str) -> list[str]:
+    """A line per manager (the busiest first, then "…and N more"); /stats and summaries."""
+    if not s.managers:
+        return []
+    shown = s.managers[:_MAX_MANAGERS]
+    lines = [_t(f, lang, "stats_managers")]
+    lines += [
+        _t(
+            f,
+            lang,
+            "stats_manager_line",
+            phone=_number(f, m.destination_phone or "—"),
+            total=m.total,
+            answered=m.answered,
+            missed=m.missed,
+        )
+        for m in shown
+    ]
+    if len(s.managers) > len(shown):
+        lines.append(_t(f, lang, "more", count=len(s.managers) - len(shown)))
+    return lines
 
 
 def _missed(r: MissedReply, f: _Format, lang: str, tz: ZoneInfo) -> str:

@@ -21,7 +21,7 @@ from bot.summary import DAILY, WEEKLY, build, monday_of, payload_image
 from bot.summary_schedule import draw_chart, summary_items
 from storage import outbox
 from storage.db import Store
-from storage.outbox import OutboxItem, Target
+from storage.outbox import Target
 
 _TODAY = ("", "today", "сьогодні")
 _YESTERDAY = ("yesterday", "вчора")
@@ -99,41 +99,6 @@ async def _send(
     if chart_path is not None and image is not None:
         await asyncio.to_thread(Path(chart_path).write_bytes, image[0])
     items = await store.run(outbox.enqueue, items)
+    from bot.check import deliver_now
+
     return await deliver_now(s, store, items)
-
-
-async def deliver_now(
-    s: Settings, store: Store, items: list[OutboxItem], timeout: float = 60.0
-) -> int:
-    """Deliver queued items through the usual dispatcher; report each target, as send-test."""
-    from bot.app import make_channels
-    from bot.channels.telegram import TelegramChannel
-    from bot.check import BAD, OK, _states
-    from bot.dispatcher import Dispatcher
-
-    channels = make_channels(s)
-    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
-    ids = [item.id for item in items]
-    try:
-        dispatcher.submit(items)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            states = await store.run(_states, ids)
-            if all(state != outbox.PENDING for state, _ in states.values()):
-                break
-            await asyncio.sleep(0.2)
-        states = await store.run(_states, ids)
-    finally:
-        await dispatcher.stop()
-        for channel in channels.values():
-            if isinstance(channel, TelegramChannel):
-                await channel.app.bot.shutdown()
-    failed = 0
-    for item in items:
-        assert item.id is not None
-        state, error = states[item.id]
-        ok = state == outbox.SENT
-        failed += not ok
-        detail = "sent" if ok else f"{state}: {error or 'no answer in time'}"
-        print(f"{OK if ok else BAD} {item.target}: {detail}")
-    return 1 if failed else 0

@@ -19,16 +19,15 @@ from bot.render import (
     _fmt,
     _Format,
     _Markup,
-    _number,
     _t,
     _when,
+    manager_lines,
     period_label,
 )
 from bot.summary import DAILY, WEEKLY, Summary
 from handlers.periods import Period
 from storage.stats import ANSWER, PeriodStats
 
-MAX_MANAGERS = 15  # like /stats: the busiest, then "…and N more"
 UP, DOWN, SAME = "▲", "▼", "="
 
 
@@ -150,7 +149,7 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
             )
             for day, b in s.days
         ]
-    lines += _managers(now, f, lang)
+    lines += manager_lines(now, f, lang)
     if now.top_cars:
         lines.append(_t(f, lang, "stats_cars"))
         lines += [f"{f.esc(_clip(car, 'car'))}: {n}" for car, n in now.top_cars]
@@ -218,28 +217,6 @@ def _waiting(s: Summary, f: _Format, lang: str, tz: ZoneInfo) -> list[str]:
         lines.append(" · ".join(parts))
     if report.waiting > len(report.callers):
         lines.append(_t(f, lang, "more", count=report.waiting - len(report.callers)))
-    return lines
-
-
-def _managers(now: PeriodStats, f: _Format, lang: str) -> list[str]:
-    if not now.managers:
-        return []
-    shown = now.managers[:MAX_MANAGERS]
-    lines = [_t(f, lang, "stats_managers")]
-    lines += [
-        _t(
-            f,
-            lang,
-            "stats_manager_line",
-            phone=_number(f, m.destination_phone or "—"),
-            total=m.total,
-            answered=m.answered,
-            missed=m.missed,
-        )
-        for m in shown
-    ]
-    if len(now.managers) > len(shown):
-        lines.append(_t(f, lang, "more", count=len(now.managers) - len(shown)))
     return lines
 
 
