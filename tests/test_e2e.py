@@ -61,8 +61,11 @@ async def test_console_alerts_and_generated_secret(services) -> None:
     secret = match[2]
     assert len(secret) >= 16
     url = f"{service.url}/webhooks/ria/{secret}"
+    # the README's quick start posts this file with curl
+    sample_file = Path(__file__).parent / "data" / "ria-sample.json"
+    assert json.loads(sample_file.read_text()) == SAMPLE
     status, body = await service.post(
-        url, data=json.dumps(SAMPLE), headers={"Content-Type": "text/html"}
+        url, data=sample_file.read_bytes(), headers={"Content-Type": "text/html"}
     )
     assert (status, body) == (200, {"accepted": 4, "duplicates": 0})
     for _ in range(50):
