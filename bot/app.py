@@ -104,7 +104,6 @@ class Service:
     settings: Settings
     store: Store = field(init=False)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _cleanup: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.database_path)
