@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import warnings
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, ApplicationBuilder
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import DeliveryError, RateLimit, acquire
 
@@ -56,7 +58,12 @@ def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Applic
     return builder.build()
 
 
-def _seconds(value: int | float | timedelta) -> float:
+def _retry_seconds(exc: RetryAfter) -> float:
+    """RetryAfter.retry_after is an int in PTB 22 and a timedelta later; reading it as an int
+    warns of that on every 429, so read it with the warning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
@@ -169,7 +176,7 @@ class TelegramChannel:
         except RetryAfter as exc:
             raise DeliveryError(
                 "Telegram: too many requests",
-                retry_after=_seconds(exc.retry_after),
+                retry_after=_retry_seconds(exc),
                 counted=False,
             ) from None
         except ChatMigrated as exc:
