@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class DeliveryError(Exception):
@@ -103,6 +106,27 @@ async def acquire(limits: list[RateLimit]) -> Slot:
         if wait <= 0:
             return Slot([(limit, limit.record(now)) for limit in limits])
         await asyncio.sleep(wait)
+
+
+async def send_paced(
+    limits: list[RateLimit], send: Callable[[], Awaitable[T]], attempts: int = 3
+) -> T:
+    """Send outside the outbox (command replies) within `limits`, waiting out a 429 a few
+    times; each attempt's slot is settled or given back like the dispatcher's."""
+    for attempt in range(attempts):
+        slot = await acquire(limits)
+        try:
+            result = await send()
+        except DeliveryError as exc:
+            slot.close(exc)
+            if exc.retry_after is None or attempt == attempts - 1:
+                raise
+            retry_after = exc.retry_after
+        else:
+            slot.close()
+            return result
+        await asyncio.sleep(retry_after)
+    raise AssertionError("unreachable")
 
 
 class Channel(Protocol):

@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.channels.base import DeliveryError, RateLimit, acquire
+from bot.channels.base import DeliveryError, RateLimit, acquire, send_paced
 
 log = logging.getLogger(__name__)
 
@@ -282,26 +282,22 @@ class SlackChannel:
             # the shared file is a message in the channel: the text waits its turn after it
             for limit in self.limits(target):
                 limit.record(time.monotonic())
-            await acquire(self.limits(target))
-        ref = await self._post(target, text)
+            slot = await acquire(self.limits(target))
+            try:
+                ref = await self._post(target, text)
+            finally:
+                slot.settle()
+        else:
+            ref = await self._post(target, text)
         self._uploaded.pop(key, None)
         return ref
 
     async def send_now(
-        self, target: str, text: str, *, thread_ts: str | None = None, attempts: int = 3
+        self, target: str, text: str, *, thread_ts: str | None = None
     ) -> dict[str, Any]:
-        """Send outside the outbox (command replies): within the channel's rate limit, waiting
-        out a 429 a few times. Raises DeliveryError when it cannot."""
+        """A command reply (in a thread for a mention): within the channel's rate limit."""
         extra = {"thread_ts": thread_ts} if thread_ts else {}
-        for attempt in range(attempts):
-            await acquire(self.limits(target))
-            try:
-                return await self._post(target, text, **extra)
-            except DeliveryError as exc:
-                if exc.retry_after is None or attempt == attempts - 1:
-                    raise
-                await asyncio.sleep(exc.retry_after)
-        raise AssertionError("unreachable")
+        return await send_paced(self.limits(target), lambda: self._post(target, text, **extra))
 
     def status(self) -> dict[str, Any]:
         connected = self.connected

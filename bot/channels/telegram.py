@@ -32,7 +32,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import DeliveryError, RateLimit, acquire
+from bot.channels.base import DeliveryError, RateLimit, send_paced
 
 log = logging.getLogger(__name__)
 
@@ -198,23 +198,9 @@ class TelegramChannel:
             ) from None
         return {"chat_id": message.chat_id, "message_id": message.message_id}
 
-    async def send_now(self, target: str, text: str, attempts: int = 3) -> dict[str, Any]:
-        """Send outside the outbox (command replies): within the chat's rate limits, waiting
-        out a 429 a few times. Raises DeliveryError when it cannot."""
-        for attempt in range(attempts):
-            slot = await acquire(self.limits(target))
-            try:
-                reference = await self.notify(target, text)
-            except DeliveryError as exc:
-                slot.close(exc)
-                if exc.retry_after is None or attempt == attempts - 1:
-                    raise
-                retry_after = exc.retry_after
-            else:
-                slot.close()
-                return reference
-            await asyncio.sleep(retry_after)
-        raise AssertionError("unreachable")
+    async def send_now(self, target: str, text: str) -> dict[str, Any]:
+        """A command reply: within the chat's limits (it may be busy with alerts)."""
+        return await send_paced(self.limits(target), lambda: self.notify(target, text))
 
     def status(self) -> dict[str, Any]:
         return {"connected": self.connected, "last_error": self.last_error}
