@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -17,24 +18,10 @@ from handlers.ria_records import (
     parse_records,
     to_e164,
 )
+from tests.fakes.ria import SAMPLE
 
 KYIV = ZoneInfo("Europe/Kyiv")
-RECORD = {
-    "call_id": 22346351,
-    "caller_phone": "0951174074",
-    "date": "2021-07-31T15:57:01",
-    "destination_phone": "0731375686",
-    "duration": 0,
-    "link": "",
-    "marka": "Acura",
-    "marka_id": 98,
-    "model": "MDX",
-    "model_id": 955,
-    "phone": "0730946407",
-    "price": 0,
-    "status": "CANCEL",
-    "waighting": 11,
-}
+RECORD = copy.deepcopy(SAMPLE[0])  # RIA's own first example record
 
 
 def test_sample_record_fields() -> None:
