@@ -8,6 +8,7 @@ specially (& < > * _ ` ~): bot/render escapes the values it fills in and adds th
 from __future__ import annotations
 
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 DEFAULT_LANG = "uk"
 
@@ -23,8 +24,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         # periods
         "period_today": "сьогодні, {date}",
         "period_yesterday": "вчора, {date}",
-        "period_week": "тиждень, {first} – {last}",
-        "period_month": "місяць, {first} – {last}",
+        "period_week": "останні 7 днів, {first} – {last}",
+        "period_month": "цей місяць, {first} – {last}",
         "period_day": "{date}",
         "period_range": "{first} – {last}",
         # /stats
@@ -34,7 +35,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "stats_answered": "✅ Відповіли: {count} ({rate})",
         "stats_missed": "🔴 Пропущено: {count}",
         "stats_other": "⚪ Інші: {count}",
-        "stats_times": "⏱ Середнє очікування: {wait} · розмова: {talk}",
+        "stats_times": "⏱ У середньому: очікування {wait} · розмова {talk}",
         "stats_managers": "👤 Менеджери:",
         "stats_manager_line": "{phone}: {total} · ✅ {answered} · 🔴 {missed}",
         "stats_cars": "🚗 Найчастіше питали:",
@@ -42,7 +43,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         # /missed
         "missed_title": "🔴 Чекають на зворотний дзвінок: {period}",
         "missed_none": "✅ {period}: ніхто не чекає на зворотний дзвінок.",
-        "missed_counts": "Абонентів: {waiting} · додзвонилися пізніше: {reached}",
+        "missed_counts": "Чекають: {waiting} · додзвонилися пізніше: {reached}",
         "missed_attempts": "спроб: {count}",
         # /help
         "help_title": "ria-calls-bot: пропущені дзвінки з auto.ria.com",
@@ -52,7 +53,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_period_arg": "період",
         "help_periods": (
             "Період: today (типово), yesterday, week (останні 7 днів), "
-            "month (цей місяць), дата або діапазон дат:"
+            "month (цей місяць), дата або діапазон дат, як 28.11.2026 або 2026-11-28:"
         ),
         "help_periods_uk": "Можна й українською: сьогодні, вчора, тиждень, місяць.",
         # errors
@@ -62,13 +63,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "command_missed": "Хто чекає на зворотний дзвінок",
         "command_help": "Довідка",
         "error_bad_period": (
-            "⚠️ Не розумію період «{detail}». Приклади: today, yesterday, week, month, "
-            "2026-11-28, 2026-11-01..2026-11-28."
+            "⚠️ Не розумію період «{detail}». Приклади: сьогодні, вчора, тиждень, місяць, "
+            "28.11.2026, 01.11.2026..28.11.2026."
         ),
         "error_bad_date": "⚠️ Такої дати немає: «{detail}».",
         "error_period_reversed": "⚠️ Період «{detail}» закінчується раніше, ніж починається.",
         "error_period_too_long": "⚠️ Період «{detail}» задовгий: не більше {max_days} днів.",
-        "error_period_in_future": "⚠️ Період «{detail}» закінчується пізніше, ніж сьогодні.",
+        "error_period_in_future": "⚠️ Період «{detail}» закінчується після сьогоднішнього дня.",
         "error_generic": "⚠️ Не вийшло: «{detail}».",
         # send-test
         "test_message": "✅ Тестове повідомлення від ria-calls-bot: сповіщення сюди доходять.",
@@ -78,7 +79,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "duration_h": "{h} год {m:02d} хв",
         "status_ANSWER": "відповіли",
         "status_NOANSWER": "не відповіли",
-        "status_CANCEL": "скасований",
+        "status_CANCEL": "клієнт поклав слухавку",
         "status_BUSY": "зайнято",
         "status_FAILED": "збій",
         "status_CONGESTION": "мережа перевантажена",
@@ -87,11 +88,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "summary_weekly_title": "📊 Підсумок тижня: {period}",
         "summary_until": "{period}, до {time}",
         "summary_empty": "{title} — дзвінків не було.",
-        "summary_compared": "У дужках — зміна проти {period}",
+        "summary_compared": "У дужках — порівняно з {period}",
         "summary_total": "Дзвінків: {total}{delta} · абонентів: {callers}",
         "summary_answered": "✅ Відповіли: {count}{delta} — {rate}{rate_delta}",
         "summary_missed": "🔴 Пропущено: {count}{delta}",
-        "summary_times": "⏱ Середнє очікування: {wait}{wait_delta} · розмова: {talk}{talk_delta}",
+        "summary_times": (
+            "⏱ У середньому: очікування {wait}{wait_delta} · розмова {talk}{talk_delta}"
+        ),
         "summary_waiting": "📞 Досі не додзвонилися: {waiting} · додзвонилися пізніше: {reached}",
         "summary_busiest": "🕐 Найбільше дзвінків: {hours}",
         "summary_days": "📅 По днях:",
@@ -102,11 +105,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "weekdays": "пн вт ср чт пт сб нд",
         "chart_hours_title": "Дзвінки за годинами: {period}",
         "chart_days_title": "Дзвінки за днями: {period}",
-        "chart_answered": "відповіли",
+        "chart_answered": "прийняті",
         "chart_missed": "пропущені",
         "chart_other": "інші",
         "chart_hour_axis": "година",
         "chart_calls_axis": "дзвінки",
+        # a status beside a count ("скасовано: 2"): forms that agree with any number
+        "count_ANSWER": "з відповіддю",
+        "count_NOANSWER": "без відповіді",
+        "count_CANCEL": "скасовано",
+        "count_BUSY": "зайнято",
+        "count_FAILED": "зі збоєм",
+        "count_CONGESTION": "через перевантаження мережі",
+        "number_hidden": "номер приховано",
+        "statuses_more": "інші статуси: {count}",
     },
     "en": {
         "missed_call": "Missed call",
@@ -143,7 +155,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "help_period_arg": "period",
         "help_periods": (
             "Period: today (default), yesterday, week (last 7 days), "
-            "month (this month), a date or a range of dates:"
+            "month (this month), a date or a range of dates, as 2026-11-28 or 28.11.2026:"
         ),
         "help_periods_uk": "Ukrainian works too: сьогодні, вчора, тиждень, місяць.",
         "error_unknown_command": "⚠️ Unknown command “{detail}”. Commands: /help",
@@ -153,7 +165,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "command_help": "Help",
         "error_bad_period": (
             "⚠️ I don't understand the period “{detail}”. Examples: today, yesterday, week, "
-            "month, 2026-11-28, 2026-11-01..2026-11-28."
+            "month, 2026-11-28, 28.11.2026, 2026-11-01..2026-11-28."
         ),
         "error_bad_date": "⚠️ There is no such date: “{detail}”.",
         "error_period_reversed": "⚠️ The period “{detail}” ends before it starts.",
@@ -174,7 +186,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "summary_weekly_title": "📊 Weekly summary: {period}",
         "summary_until": "{period}, until {time}",
         "summary_empty": "{title} — no calls.",
-        "summary_compared": "In brackets: the change against {period}",
+        "summary_compared": "In brackets: compared with {period}",
         "summary_total": "Calls: {total}{delta} · callers: {callers}",
         "summary_answered": "✅ Answered: {count}{delta} — {rate}{rate_delta}",
         "summary_missed": "🔴 Missed: {count}{delta}",
@@ -194,6 +206,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "chart_other": "other",
         "chart_hour_axis": "hour",
         "chart_calls_axis": "calls",
+        "count_ANSWER": "answered",
+        "count_NOANSWER": "no answer",
+        "count_CANCEL": "caller hung up",
+        "count_BUSY": "busy",
+        "count_FAILED": "failed",
+        "count_CONGESTION": "network congestion",
+        "number_hidden": "number hidden",
+        "statuses_more": "other statuses: {count}",
     },
 }
 
@@ -221,11 +241,32 @@ def status_name(lang: str, status: str) -> str:
     return t(lang, key) if has(key) else status
 
 
+def round_half_up(value: float) -> int:
+    """The nearest whole number, halves away from zero, as people round (1 of 8 is 13 %,
+    42.5 s is 43 s); Python's round() goes to the even neighbour (12, 42).
+
+    The value is first taken to 9 decimals so that float noise (0.145 * 100 is
+    14.499999999999998) does not turn a true half into a round-down."""
+    exact = Decimal(value).quantize(Decimal("1e-9"))
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def percent(rate: float | None) -> str:
+    """0.125 -> '13%'; '—' without a rate. The one way a share is shown."""
+    return "—" if rate is None else f"{round_half_up(rate * 100)}%"
+
+
+def status_count(lang: str, status: str) -> str:
+    """A status as the label of a count ('скасовано: 2'); unknown ones as RIA sent them."""
+    key = f"count_{status}"
+    return t(lang, key) if has(key) else status
+
+
 def duration(lang: str, seconds: float | None) -> str:
     """'45 с', '1 хв 05 с', '1 год 02 хв'; '—' when there is nothing to show."""
     if seconds is None:
         return "—"
-    total = max(round(seconds), 0)
+    total = max(round_half_up(seconds), 0)
     if total < 60:
         return t(lang, "duration_s", s=total)
     if total < 3600:

@@ -122,6 +122,19 @@ def _clip(text: str | None, what: str) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _status(lang: str, status: str) -> str:
+    """A call's status in words (raw text); one RIA made up is shown as sent, clipped."""
+    return i18n.status_name(lang, _clip(status, "status"))
+
+
+def _caller(f: _Format, lang: str, raw: str) -> str:
+    """The caller, tappable where the platform allows; a withheld number says so."""
+    raw = _clip(raw, "phone")
+    if not raw:
+        return f.esc(t(lang, "number_hidden"))
+    return f.caller(raw)
+
+
 # ---- phone numbers ----------------------------------------------------------------------
 
 
@@ -166,12 +179,15 @@ def alert(call: Call, fmt: str, lang: str, tz: ZoneInfo, *, now: datetime | None
     """One missed call, readable at a glance: 4-5 short lines."""
     f = _fmt(fmt)
     today = today_in(now or datetime.now(tz), tz)
-    status = f.esc(_clip(i18n.status_name(lang, call.status), "status"))
-    waited = _t(f, lang, "waited", duration=i18n.duration(lang, call.waiting))
+    status = f.esc(_status(lang, call.status))
+    when = f"🕒 {f.esc(_when(lang, _local_start(call, tz), today))}"
+    # 0 is how the parser stores a wait RIA did not give (and a real 0 says nothing)
+    if call.waiting > 0:
+        when += " · " + _t(f, lang, "waited", duration=i18n.duration(lang, call.waiting))
     lines = [
         f"{RED} {f.bold(_t(f, lang, 'missed_call'))} · {status}",
-        f"📞 {f.caller(_clip(call.caller_phone or call.caller_e164, 'phone'))}",
-        f"🕒 {f.esc(_when(lang, _local_start(call, tz), today))} · {waited}",
+        f"📞 {_caller(f, lang, call.caller_phone or call.caller_e164)}",
+        when,
     ]
     if call.car:
         lines.append(f"🚗 {f.esc(_clip(call.car, 'car'))}")
@@ -190,8 +206,8 @@ def _compact(call: Call, f: _Format, lang: str, tz: ZoneInfo, today: date) -> st
     """One line of a coalesced message: time, number, status, car."""
     parts = [
         f.esc(_when(lang, _local_start(call, tz), today)),
-        f.caller(_clip(call.caller_phone or call.caller_e164, "phone")),
-        f.esc(_clip(i18n.status_name(lang, call.status), "status")),
+        _caller(f, lang, call.caller_phone or call.caller_e164),
+        f.esc(_status(lang, call.status)),
     ]
     if call.car:
         parts.append(f.esc(_clip(call.car, "car")))
@@ -284,9 +300,21 @@ def reply(r: Reply, fmt: str, lang: str, tz: ZoneInfo) -> str:
     raise TypeError(f"not a Reply: {r!r}")
 
 
+_MAX_STATUSES = 6  # in a breakdown; RIA could send any number of made-up ones
+
+
 def _breakdown(counts: dict[str, int], lang: str) -> str:
-    """'не відповіли: 2, скасований: 1' (raw text: statuses RIA adds come as sent)."""
-    return ", ".join(f"{i18n.status_name(lang, s)}: {n}" for s, n in counts.items())
+    """'без відповіді: 2, скасовано: 1' (raw text: statuses RIA adds come as sent, clipped).
+
+    `counts` comes biggest first; past the cap, the rest are summed in one last entry."""
+    items = list(counts.items())
+    parts = [
+        f"{i18n.status_count(lang, _clip(s, 'status'))}: {n}" for s, n in items[:_MAX_STATUSES]
+    ]
+    rest = sum(n for _, n in items[_MAX_STATUSES:])
+    if rest:
+        parts.append(t(lang, "statuses_more", count=rest))
+    return ", ".join(parts)
 
 
 _MAX_MANAGERS = 15  # a dealer with more sees the busiest and "…and N more"
@@ -308,7 +336,7 @@ def _stats(r: StatsReply, f: _Format, lang: str) -> str:
             lang,
             "stats_answered",
             count=s.answered,
-            rate=f"{round((s.answer_rate or 0) * 100)}%",
+            rate=i18n.percent(s.answer_rate or 0),
         ),
         missed,
     ]
@@ -376,10 +404,10 @@ def _missed(r: MissedReply, f: _Format, lang: str, tz: ZoneInfo) -> str:
     for i, c in enumerate(r.callers, start=1):
         moment = datetime.fromtimestamp(c.last_missed_at, tz).replace(tzinfo=None)
         parts = [
-            f"{i}. {f.caller(_clip(c.caller_phone or c.caller_e164, 'phone'))}",
+            f"{i}. {_caller(f, lang, c.caller_phone or c.caller_e164)}",
             _t(f, lang, "missed_attempts", count=c.attempts),
             f.esc(_when(lang, moment, None if dated else moment.date())),
-            f.esc(_clip(i18n.status_name(lang, c.last_status), "status")),
+            f.esc(_status(lang, c.last_status)),
         ]
         if c.car:
             parts.append(f.esc(_clip(c.car, "car")))
@@ -409,7 +437,7 @@ def _help(f: _Format, lang: str) -> str:
             f"/help — {_t(f, lang, 'help_help')}",
             "",
             _t(f, lang, "help_periods"),
-            f"{f.code('2026-11-28')}, {f.code('2026-11-01..2026-11-28')}",
+            f"{f.code('2026-11-28')}, {f.code('28.11.2026')}, {f.code('2026-11-01..2026-11-28')}",
             _t(f, lang, "help_periods_uk"),
         ]
     )

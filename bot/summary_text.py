@@ -15,10 +15,12 @@ from bot.chart import ChartData
 from bot.i18n import t
 from bot.render import (
     _breakdown,
+    _caller,
     _clip,
     _fmt,
     _Format,
     _Markup,
+    _status,
     _t,
     _when,
     manager_lines,
@@ -73,19 +75,19 @@ def count_delta(now: int, before: int) -> str:
 def rate_delta(now: float | None, before: float | None, lang: str) -> str:
     if now is None or before is None:
         return ""
-    points = round((now - before) * 100)
+    points = i18n.round_half_up((now - before) * 100)
     return _arrow(points, t(lang, "summary_pp", value=abs(points)))
 
 
 def time_delta(now: float | None, before: float | None, lang: str) -> str:
     if now is None or before is None:
         return ""
-    change = round(now) - round(before)
+    change = i18n.round_half_up(now) - i18n.round_half_up(before)
     return _arrow(change, i18n.duration(lang, abs(change)))
 
 
 def _rate(rate: float | None) -> str:
-    return "—" if rate is None else f"{round(rate * 100)}%"
+    return i18n.percent(rate)
 
 
 # ---- the message --------------------------------------------------------------------------
@@ -207,10 +209,10 @@ def _waiting(s: Summary, f: _Format, lang: str, tz: ZoneInfo) -> list[str]:
     for i, c in enumerate(report.callers, start=1):
         moment = datetime.fromtimestamp(c.last_missed_at, tz).replace(tzinfo=None)
         parts = [
-            f"{i}. {f.caller(_clip(c.caller_phone or c.caller_e164, 'phone'))}",
+            f"{i}. {_caller(f, lang, c.caller_phone or c.caller_e164)}",
             f.esc(_when(lang, moment, moment.date() if s.kind == DAILY else None)),
             _t(f, lang, "missed_attempts", count=c.attempts),
-            f.esc(_clip(i18n.status_name(lang, c.last_status), "status")),
+            f.esc(_status(lang, c.last_status)),
         ]
         if c.car:
             parts.append(f.esc(_clip(c.car, "car")))

@@ -24,7 +24,9 @@ _WORDS = {
     "month": "month",
     "місяць": "month",
 }
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# how the bot writes dates in Ukrainian (28.11.2026): what people copy back into a command
+_DOTTED_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", re.ASCII)
 
 
 class PeriodError(ValueError):
@@ -38,7 +40,8 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class Period:
-    key: str  # "today", "week", ..., "2026-11-28" or "2026-11-01..2026-11-28"
+    key: str  # "today", "week", ..., "2026-11-28" or "2026-11-01..2026-11-28" (ISO whatever
+    # the spelling typed: 28.11.2026 too)
     first_day: date
     last_day: date  # inclusive
     start: int  # UTC epoch of first_day 00:00 local
@@ -105,11 +108,28 @@ def parse_period(text: str | None, *, now: datetime, tz: ZoneInfo) -> Period:
     return period_of(key, first, last, tz)
 
 
+def parse_day(text: str) -> date:
+    """'2026-11-28' or '28.11.2026' to a date; ValueError (saying what is accepted) if not.
+
+    For every place a single date is typed in: chat commands here, the CLI's --from/--to.
+    """
+    try:
+        return _parse_date(text.strip(), text)
+    except PeriodError as exc:
+        if exc.key == "bad_date":
+            raise ValueError(f"there is no such date: {text!r}") from None
+        raise ValueError(f"{text!r} is not a date (use YYYY-MM-DD or DD.MM.YYYY)") from None
+
+
 def _parse_date(text: str, raw: str) -> date:
     # fullmatch first: date.fromisoformat also takes "20261128" and "2026-W48-6"
-    if not _DATE.fullmatch(text):
-        raise PeriodError("bad_period", raw)
+    dotted = _DOTTED_DATE.fullmatch(text)
     try:
-        return date.fromisoformat(text)
+        if dotted:
+            day, month, year = (int(g) for g in dotted.groups())
+            return date(year, month, day)
+        if _ISO_DATE.fullmatch(text):
+            return date.fromisoformat(text)
     except ValueError:
         raise PeriodError("bad_date", raw) from None
+    raise PeriodError("bad_period", raw)

@@ -86,13 +86,21 @@ def _int(record: Mapping[str, Any], key: str, *, required: bool = False) -> int 
 
 
 def clean_text(text: str) -> str:
-    """`text` without lone surrogates: JSON's "\\ud800" decodes to one, and SQLite (UTF-8)
-    cannot store it. A valid pair stays (it is one character); a lone half becomes U+FFFD."""
+    """`text` as printable characters and plain spaces only.
+
+    Lone surrogates (JSON's "\\ud800" decodes to one, and SQLite, UTF-8, cannot store it)
+    become U+FFFD; a valid pair stays (it is one character). Whitespace of any kind (newline,
+    tab, no-break space) becomes a plain space, and every other control or format character
+    (C0 and C1: ESC, BEL, CSI...) goes: a RIA field must not retitle or clear an operator's
+    terminal when it reaches the console channel or a log line.
+    """
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if text.isprintable():  # the usual case, at C speed: nothing to strip
+        return text
+    return "".join(c if c.isprintable() else " " if c.isspace() else "" for c in text)
 
 
 def _str(record: Mapping[str, Any], key: str) -> str:
@@ -104,9 +112,10 @@ def _str(record: Mapping[str, Any], key: str) -> str:
 
 def _opt_str(record: Mapping[str, Any], key: str) -> str | None:
     value = record.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None:
         return None
-    return clean_text(value.strip() if isinstance(value, str) else str(value))
+    text = clean_text(value if isinstance(value, str) else str(value)).strip()
+    return text or None
 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

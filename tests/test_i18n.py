@@ -46,7 +46,7 @@ def test_fallbacks() -> None:
 def test_status_names() -> None:
     assert status_name("uk", "NOANSWER") == "не відповіли"
     assert status_name("en", "NOANSWER") == "no answer"
-    assert status_name("uk", "CANCEL") == "скасований"
+    assert status_name("uk", "CANCEL") == "клієнт поклав слухавку"
     assert status_name("en", "CANCEL") == "caller hung up"
     assert status_name("uk", "BUSY") == "зайнято"
     assert status_name("en", "BUSY") == "busy"

@@ -172,20 +172,20 @@ def test_whole_day_text_uk(db: sqlite_utils.Database) -> None:
     lines = text(s, "text", "uk", KYIV).splitlines()
     assert lines[:7] == [
         "📊 Підсумок дня: ср 25.11.2026",
-        "У дужках — зміна проти ср 18.11.2026",
+        "У дужках — порівняно з ср 18.11.2026",
         "Дзвінків: 9 (▲ 5) · абонентів: 7",
         # 3/9 = 33 %, 3/4 = 75 %: -41.7 points
         "✅ Відповіли: 3 (=) — 33% (▼ 42 в. п.)",
-        "🔴 Пропущено: 5 (▲ 4) — не відповіли: 3, зайнято: 1, скасований: 1",
-        "⚪ Інші: 1 — збій: 1",
+        "🔴 Пропущено: 5 (▲ 4) — без відповіді: 3, зайнято: 1, скасовано: 1",
+        "⚪ Інші: 1 — зі збоєм: 1",
         # wait 14.2 s against 16 s; talk 160 s against 130 s
-        "⏱ Середнє очікування: 14 с (▼ 2 с) · розмова: 2 хв 40 с (▲ 30 с)",
+        "⏱ У середньому: очікування 14 с (▼ 2 с) · розмова 2 хв 40 с (▲ 30 с)",
     ]
     assert lines[7:11] == [
         "📞 Досі не додзвонилися: 3 · додзвонилися пізніше: 1",
         "1. +380951110007 · 23:10 · спроб: 1 · не відповіли · Skoda Octavia",
         "2. +380951110004 · 14:45 · спроб: 2 · не відповіли · Skoda",
-        "3. +380951110003 · 10:15 · спроб: 1 · скасований · BMW X5",
+        "3. +380951110003 · 10:15 · спроб: 1 · клієнт поклав слухавку · BMW X5",
     ]
     assert lines[11:15] == [
         "👤 Менеджери:",
@@ -217,7 +217,7 @@ def test_until_summary_time_compares_the_same_window(db: sqlite_utils.Database) 
     lines = text(s, "text", "en", KYIV).splitlines()
     assert lines[:7] == [
         "📊 Daily summary: Wed 2026-11-25, until 20:00",
-        "In brackets: the change against Wed 2026-11-18, until 20:00",
+        "In brackets: compared with Wed 2026-11-18, until 20:00",
         "Calls: 8 (▲ 5) · callers: 6",
         # 3/8 = 37.5 % shown 38 %; against 2/3: -29.2 points
         "✅ Answered: 3 (▲ 1) — 38% (▼ 29 pp)",
@@ -252,7 +252,7 @@ def test_weekly_figures_and_text(db: sqlite_utils.Database) -> None:
     ]
     out = text(s, "text", "uk", KYIV)
     assert out.startswith("📊 Підсумок тижня: 23.11.2026 – 29.11.2026\n")
-    assert "У дужках — зміна проти 16.11.2026 – 22.11.2026" in out
+    assert "У дужках — порівняно з 16.11.2026 – 22.11.2026" in out
     assert "📅 По днях:\nпн 23.11: 0 · ✅ 0 · 🔴 0\nвт 24.11: 1 · ✅ 0 · 🔴 1\n" in out
     # a week's callers are listed with their date
     assert "+380951110003 · 26.11.2026 00:00 · спроб: 2" in out
