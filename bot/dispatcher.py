@@ -40,6 +40,11 @@ BACKOFF_MAX_S = 60.0
 MAX_AGE_S = 24 * 3600.0  # a message not delivered in a day is marked failed
 RECENT_S = 60.0  # the longest rate-limit window: sends this recent still count
 STORE_RETRY_S = (0.5, 30.0)  # first and longest wait when the database refuses a write
+# At most this many outbox rows per target are held in memory; a longer backlog (a restart
+# after an afternoon without Telegram, a live outage) stays in the database and is read a
+# page at a time as the messages before it go out, so memory stays bounded however long.
+PAGE = 500
+REFILL_AT = PAGE // 2
 
 
 def backoff(attempts: int) -> float:
@@ -59,12 +64,52 @@ class TargetWorker:
         self.sent = 0
         self.last_error: str | None = None
         self.task: asyncio.Task[None] | None = None
+        # Paging: `in_db` says rows of this target may wait in the database that are not in
+        # `queue`; pages are read in id order, contiguous, and `paged_to` is the last id read,
+        # so a row at or below it is known (in `queue`, or already sent or failed).
+        self.in_db = False
+        self.paged_to = 0
+        self._skipped = False  # a row was left to the next page while a page was read
+        self.failures = 0  # consecutive failed sends (transient), for the log's level
+        self.picture_refused = False  # logged once per target
 
     def add(self, items: list[OutboxItem]) -> None:
+        """Take new rows, unless they must wait in the database for a page (memory bound);
+        a row that a page already read is never taken again (that would send it twice)."""
+        for item in items:
+            if item.id is None or item.id <= self.paged_to or item.id in self.queue:
+                continue
+            if not self.in_db and len(self.queue) >= PAGE:
+                self.in_db = True
+            if self.in_db:
+                self._skipped = True  # the next page reads it from the database
+                continue
+            self.queue[item.id] = item
+        self.wake.set()
+
+    def backlog_from(self, first_id: int) -> None:
+        """Rows from `first_id` on wait in the database (found at start): page them in."""
+        self.in_db = True
+        self.paged_to = min(self.paged_to, first_id - 1) if self.paged_to else first_id - 1
+        self.wake.set()
+
+    def needs_page(self) -> bool:
+        return self.in_db and len(self.queue) < REFILL_AT
+
+    async def _page(self) -> None:
+        """Read the next page of this target's pending rows (oldest first) into `queue`."""
+        self._skipped = False
+        want = PAGE - len(self.queue)
+        items = await self.d.store.run(
+            outbox.pending, self.target, after_id=self.paged_to, limit=want
+        )
         for item in items:
             if item.id is not None:
                 self.queue.setdefault(item.id, item)
-        self.wake.set()
+        if items and items[-1].id is not None:
+            self.paged_to = max(self.paged_to, items[-1].id)
+        if len(items) < want and not self._skipped:
+            self.in_db = False  # all read; what comes next arrives through add()
 
     def due(self, now: float) -> list[OutboxItem]:
         if now < self.not_before:
@@ -72,7 +117,7 @@ class TargetWorker:
         return [item for item in self.queue.values() if item.next_attempt_at <= now]
 
     def idle(self, now: float) -> bool:
-        return not self.sending and not self.due(now)
+        return not self.sending and not self.due(now) and not self.needs_page()
 
     async def run(self) -> None:
         while True:
@@ -87,6 +132,8 @@ class TargetWorker:
                 await asyncio.sleep(1.0)
 
     async def _step(self) -> None:
+        if self.needs_page():
+            await self._page()
         now = self.d.clock()
         due = self.due(now)
         if not due:
@@ -102,6 +149,8 @@ class TargetWorker:
     async def _wait(self, now: float) -> None:
         """Sleep until the next item is due or something new arrives."""
         self.wake.clear()
+        if self.needs_page():
+            return
         waits = [item.next_attempt_at for item in self.queue.values()]
         if self.not_before > now:
             waits = [max(w, self.not_before) for w in waits]
@@ -167,7 +216,16 @@ class TargetWorker:
         # a summary with a chart goes as a picture with its text (bot/summary builds both)
         image = payload_image(items[0]) if len(items) == 1 else None
         if image is not None:
-            return await self.channel.notify_image(self.target.id, text, *image)
+            try:
+                return await self.channel.notify_image(self.target.id, text, *image)
+            except DeliveryError as exc:
+                if not exc.picture_refused:
+                    raise
+                # the chart is an extra: the text goes out alone (within the same slot,
+                # since the platform took nothing), and the log says what to change
+                level = logging.DEBUG if self.picture_refused else logging.WARNING
+                self.picture_refused = True
+                log.log(level, "%s: chart not sent, the text goes alone: %s", self.target, exc)
         return await self.channel.notify(self.target.id, text)
 
     async def _render_or_drop(
@@ -201,6 +259,14 @@ class TargetWorker:
         for i in ids:  # delivered: never send these again from this process
             self.queue.pop(i, None)
         self.sent += len(ids)
+        if self.failures:
+            log.info(
+                "%s: delivering again after %d failed attempt(s) (last: %s)",
+                self.target,
+                self.failures,
+                self.last_error,
+            )
+            self.failures = 0
         self.last_error = None
         if len(ids) > 1:
             log.info("%s: sent %d alerts in one message", self.target, len(ids))
@@ -233,6 +299,9 @@ class TargetWorker:
     async def _failed(self, items: list[OutboxItem], exc: DeliveryError) -> None:
         now = self.d.clock()
         error = str(exc) or type(exc).__name__
+        # an outage fails every retry the same way: say it at WARNING when it starts (or
+        # the error changes), then at INFO, and once more when a send gets through
+        repeated = self.failures > 0 and error == self.last_error
         self.last_error = error
         ids = [item.id for item in items if item.id is not None]
         if exc.permanent:
@@ -255,12 +324,14 @@ class TargetWorker:
         retry = [item for item in items if item not in expired]
         if not retry:
             return
+        self.failures += 1
         if exc.retry_after is not None:
             delay = exc.retry_after  # exactly what the platform asked, for this target only
             self.not_before = now + delay
         else:
             delay = backoff(min(item.attempts for item in retry))
-        log.warning(
+        log.log(
+            logging.INFO if repeated else logging.WARNING,
             "%s: send failed (%s); retrying %d message(s) in %.1f s",
             self.target,
             error,
@@ -389,10 +460,32 @@ class Dispatcher:
             if channel is not None:
                 for limit in channel.limits(target.id):
                     limit.record(mono - max(now - sent_at, 0.0))
-        items = await self.store.run(outbox.pending)
-        if items:
-            log.info("outbox: %d message(s) left from before, delivering", len(items))
-        self.submit(items)
+        # only counts here: each worker pages its own backlog in (memory stays bounded),
+        # and rows of targets no longer configured are never read, so they block nobody
+        for entry in await self.store.run(outbox.pending_counts):
+            if not self._configured(entry.target):
+                log.warning(
+                    "outbox: %d message(s) for %s, which is no longer configured, are left "
+                    "as they are (they go out if it is configured again)",
+                    entry.count,
+                    entry.target,
+                )
+                self._missing_logged.add(str(entry.target))
+                self._missing_logged.add(entry.target.channel)
+                continue
+            log.info(
+                "outbox: %d message(s) for %s left from before, delivering",
+                entry.count,
+                entry.target,
+            )
+            worker = self._worker(entry.target)
+            if worker is not None:
+                worker.backlog_from(entry.first_id)
+
+    def _configured(self, target: Target) -> bool:
+        if self.targets is not None and target not in self.targets:
+            return False
+        return target.channel in self.channels
 
     async def flush(self, timeout: float) -> bool:
         """Wait until nothing is due anywhere (True) or `timeout` passes (False)."""
@@ -412,6 +505,11 @@ class Dispatcher:
 
     def status(self) -> dict[str, Any]:
         return {
-            str(t): {"queued": len(w.queue), "sent": w.sent, "last_error": w.last_error}
+            str(t): {
+                "queued": len(w.queue),
+                "more_in_database": w.in_db,
+                "sent": w.sent,
+                "last_error": w.last_error,
+            }
             for t, w in self.workers.items()
         }

@@ -110,17 +110,42 @@ _SELECT = (
 
 
 def pending(
-    db: sqlite_utils.Database, target: Target | None = None, *, limit: int = 1000
+    db: sqlite_utils.Database,
+    target: Target | None = None,
+    *,
+    after_id: int = 0,
+    limit: int = 1000,
 ) -> list[OutboxItem]:
-    """Pending items (due or not), oldest first; for one target or all."""
-    sql = _SELECT + " WHERE o.state = 'pending'"
-    args: list[Any] = []
+    """Pending items (due or not) with an id above `after_id`, oldest first, at most
+    `limit`; for one target or all. Callers page through a backlog with `after_id` (the
+    last id of the page before), so a backlog of any size is read a page at a time."""
+    sql = _SELECT + " WHERE o.state = 'pending' AND o.id > ?"
+    args: list[Any] = [after_id]
     if target is not None:
         sql += " AND o.channel = ? AND o.target = ?"
         args += [target.channel, target.id]
     sql += " ORDER BY o.id LIMIT ?"
     args.append(limit)
     return [_item_from_row(r) for r in db.conn.execute(sql, args)]
+
+
+@dataclass(frozen=True)
+class PendingCount:
+    target: Target
+    count: int
+    first_id: int  # the oldest pending row: paging for this target starts just before it
+
+
+def pending_counts(db: sqlite_utils.Database) -> list[PendingCount]:
+    """Per target with pending rows: how many, and the oldest one's id (one pass over the
+    pending rows through the outbox_due index; no row is loaded)."""
+    return [
+        PendingCount(Target(row[0], row[1]), row[2], row[3])
+        for row in db.conn.execute(
+            "SELECT channel, target, COUNT(*), MIN(id) FROM outbox WHERE state = 'pending'"
+            " GROUP BY channel, target ORDER BY channel, target"
+        )
+    ]
 
 
 def mark_sent(

@@ -15,7 +15,10 @@ class DeliveryError(Exception):
     token). `retry_after`: the platform asked us to wait exactly this long (429).
     `counted`: the platform may have taken the message, so the attempt counts against its
     rate limits; False when it certainly did not (it answered with an error, or was never
-    reached), so a failed attempt does not spend the budget that the retry needs."""
+    reached), so a failed attempt does not spend the budget that the retry needs.
+    `picture_refused`: only the picture was refused (no right to send photos, no scope to
+    upload files) and nothing was posted: the text can still go alone; the message says
+    what to change."""
 
     def __init__(
         self,
@@ -24,11 +27,13 @@ class DeliveryError(Exception):
         permanent: bool = False,
         retry_after: float | None = None,
         counted: bool = True,
+        picture_refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
         self.counted = counted
+        self.picture_refused = picture_refused
 
 
 class RateLimit:

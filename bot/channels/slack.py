@@ -191,6 +191,43 @@ def delivery_error(exc: Exception, what: str = "Slack") -> DeliveryError:
     return DeliveryError(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
+# refusals of an upload that concern the channel or the token, not the file: the text
+# would be refused the same way, so they are not a "picture refused"
+_NOT_THE_PICTURE = AUTH_ERRORS | {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "restricted_action_read_only_channel",
+}
+
+
+def upload_error(exc: Exception) -> DeliveryError:
+    """A failed chart upload; a permanent refusal of the file alone (no `files:write`
+    scope, ...) says so, so that the summary's text still goes out."""
+    error = delivery_error(exc, "Slack file upload")
+    if not isinstance(exc, SlackApiError) or not error.permanent:
+        return error
+    code = error_code(exc)
+    if code in _NOT_THE_PICTURE:
+        return error
+    data = getattr(exc.response, "data", None)
+    needed = data.get("needed") if isinstance(data, dict) else None
+    if code == "missing_scope":
+        scope = needed if isinstance(needed, str) and needed else "files:write"
+        hint = (
+            f"the Slack app lacks the {scope} scope: add it under OAuth & Permissions, "
+            "reinstall the app, and charts go out with the summaries' text"
+        )
+    else:
+        hint = "Slack would not take the chart; the summaries' text still goes out"
+    return DeliveryError(
+        f"Slack file upload: {code} ({hint})",
+        permanent=True,
+        counted=False,
+        picture_refused=True,
+    )
+
+
 # what a call through slack-sdk raises when it fails
 FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError)
 
@@ -277,7 +314,7 @@ class SlackChannel:
                     alt_txt=fallback_text(text.split("\n", 1)[0])[:1000],
                 )
             except FAILURES as exc:
-                raise delivery_error(exc, "Slack file upload") from None
+                raise upload_error(exc) from None
             self._uploaded[key] = str(resp.get("file", {}).get("id", ""))
             # the shared file is a message in the channel: the text waits its turn after it
             for limit in self.limits(target):

@@ -11,10 +11,12 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import warnings
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CAPTION_LIMIT = 1024  # a photo's caption, in UTF-16 code units like the 4096 of a message
+# httpx (under python-telegram-bot) reads these: a log line about an unreachable Telegram
+# names the one in use, since a wrong or missing proxy is a common cause
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+NO_PHOTO_RIGHTS = "not enough rights to send photos"
 
 
 def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Application:
@@ -90,6 +96,49 @@ def group_limits() -> list[RateLimit]:
     return [RateLimit(1, 1.0), RateLimit(5, 15.0), RateLimit(20, 60.0)]
 
 
+def api_url_of(application: Application) -> str:
+    """TELEGRAM_API_URL as given (the bot's base URL without "/bot<token>"), without any
+    user:password part: it goes into log lines."""
+    bot = application.bot
+    base = bot.base_url
+    suffix = f"/bot{bot.token}"
+    url = base[: -len(suffix)] if base.endswith(suffix) else base.rsplit("/bot", 1)[0]
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=netloc).geturl()
+
+
+def unreachable(api_url: str, why: str) -> str:
+    """'cannot reach api.telegram.org (ConnectError: ...); TELEGRAM_API_URL is ...: ...'."""
+    host = urlsplit(api_url).hostname or api_url
+    proxy = next((name for name in PROXY_VARS if os.environ.get(name)), None)
+    if proxy:
+        where = f"{host} through the proxy in {proxy}"
+        advice = f"check TELEGRAM_API_URL and {proxy}"
+    else:
+        where = host
+        advice = "check TELEGRAM_API_URL, the network, or set HTTPS_PROXY if it needs a proxy"
+    return f"cannot reach {where} ({why}); TELEGRAM_API_URL is {api_url}: {advice}"
+
+
+def _transport_failed(exc: TelegramError) -> bool:
+    """Whether the request never got an answer from Telegram (connect, timeout, proxy)."""
+    return isinstance(exc.__cause__, httpx.TransportError)
+
+
+def photo_refused(message: str) -> str | None:
+    """What to change when Telegram refused a picture but would take text, else None."""
+    low = message.lower()
+    if NO_PHOTO_RIGHTS in low:
+        return (
+            "the group does not let the bot send photos: allow photos in the group's "
+            "permissions (or make the bot an admin); the summaries' text still goes out"
+        )
+    if any(word in low for word in ("photo", "image", "file")):
+        return "Telegram would not take the chart; the summaries' text still goes out"
+    return None
+
+
 def chat_id(target: str) -> int | str:
     return target if target.startswith("@") else int(target)
 
@@ -108,6 +157,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
     ) -> None:
         self.app = application
+        self.api_url = api_url_of(application)
         self.commands = list(commands)
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
@@ -160,7 +210,8 @@ class TelegramChannel:
                     photo=InputFile(png, filename=filename),
                     caption=caption,
                     parse_mode=ParseMode.HTML,
-                )
+                ),
+                photo=True,
             )
             if fits:
                 return ref
@@ -169,8 +220,9 @@ class TelegramChannel:
         self._photos_sent.discard(key)
         return ref
 
-    async def _sent(self, request: Awaitable[Message]) -> dict[str, Any]:
-        """Await a sending request; its reference, or DeliveryError saying if it is final."""
+    async def _sent(self, request: Awaitable[Message], *, photo: bool = False) -> dict[str, Any]:
+        """Await a sending request; its reference, or DeliveryError saying if it is final
+        (and, for a photo, whether only the picture was refused)."""
         try:
             message = await request
         except RetryAfter as exc:
@@ -191,8 +243,21 @@ class TelegramChannel:
             raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
         except BadRequest as exc:
             # chat not found, can't parse entities, too long: sending again will not help
+            hint = photo_refused(exc.message) if photo else None
+            if hint is not None:
+                raise DeliveryError(
+                    f"Telegram: {exc.message} ({hint})",
+                    permanent=True,
+                    counted=False,
+                    picture_refused=True,
+                ) from None
             raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
         except (NetworkError, TelegramError) as exc:
+            if _transport_failed(exc):
+                why = exc.message or type(exc).__name__
+                raise DeliveryError(
+                    f"Telegram: {unreachable(self.api_url, why)}", counted=_maybe_posted(exc)
+                ) from None
             raise DeliveryError(
                 f"Telegram: {exc.message or type(exc).__name__}", counted=_maybe_posted(exc)
             ) from None
@@ -212,6 +277,7 @@ class TelegramChannel:
 
     async def _connect(self) -> None:
         delay = 1.0
+        failures = 0
         while True:
             try:
                 await self.app.initialize()
@@ -221,10 +287,24 @@ class TelegramChannel:
                 log.error("telegram: %s; alerts wait in the outbox", self.last_error)
                 return
             except (NetworkError, TelegramError) as exc:
-                self.last_error = f"cannot reach Telegram: {exc.message}"
-                log.warning("telegram: %s; retrying in %.0f s", self.last_error, delay)
+                why = exc.message or type(exc).__name__
+                error = (
+                    unreachable(self.api_url, why)
+                    if _transport_failed(exc)
+                    else f"Telegram at {self.api_url} answered: {why}"
+                )
+                # an outage repeats this every minute: WARNING when it starts or changes,
+                # INFO while it lasts, and a line when Telegram answers again
+                level = logging.INFO if failures and error == self.last_error else logging.WARNING
+                self.last_error = error
+                failures += 1
+                log.log(level, "telegram: %s; retrying in %.0f s", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+        if failures:
+            log.info(
+                "telegram: %s answers again after %d failed attempt(s)", self.api_url, failures
+            )
         await self._set_up()
 
     async def _set_up(self) -> None:
@@ -257,8 +337,12 @@ class TelegramChannel:
         log.info("telegram: connected as @%s (%s)", bot.username, mode)
 
     def _polling_error(self, exc: TelegramError) -> None:
-        self.last_error = f"getUpdates: {exc.message}"
-        log.warning("telegram: %s", self.last_error)
+        why = exc.message or type(exc).__name__
+        error = f"getUpdates: {unreachable(self.api_url, why) if _transport_failed(exc) else why}"
+        # PTB retries getUpdates by itself and calls this on every failure: say it once
+        level = logging.INFO if error == self.last_error else logging.WARNING
+        self.last_error = error
+        log.log(level, "telegram: %s", error)
 
     async def stop(self) -> None:
         if self._connector is not None and not self._connector.done():

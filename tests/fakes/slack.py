@@ -73,6 +73,15 @@ SENDING_METHODS = frozenset(
 )
 
 
+# the bot-token scope each method needs (only those a test may take away)
+_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+
+
 class SlackFailure(Exception):
     """An API error: `{"ok": false, "error": code}` with `status` (200, as Slack does)."""
 
@@ -147,6 +156,9 @@ class FakeSlack(FakeServer):
 
         # Records.
         self.requests: list[JSONDict] = []
+        # Scopes the bot token lacks: a method that needs one answers missing_scope with
+        # `needed` and `provided`, as Slack does (e.g. {"files:write"}: no chart uploads).
+        self.missing_scopes: set[str] = set()
         self.messages: list[JSONDict] = []  # chat.postMessage, and files shared to a channel
         self.ephemeral: list[JSONDict] = []
         self.updates: list[JSONDict] = []
@@ -581,6 +593,14 @@ class FakeSlack(FakeServer):
             if impl is None:
                 raise SlackFailure("unknown_method")
             self._authenticate(method, token)
+            needed = _SCOPES.get(method)
+            if needed in self.missing_scopes:
+                entry["status"] = 200
+                entry["error"] = "missing_scope"
+                provided = ",".join(sorted(set(_SCOPES.values()) - self.missing_scopes))
+                return web.json_response(
+                    {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided}
+                )
             result = await impl(params)
             entry["status"] = 200
             return web.json_response({"ok": True, **result})

@@ -424,6 +424,9 @@ class FakeTelegram(FakeServer):
         # Sends to these chats hang (no answer) until the chat is taken out with
         # `release_chat()` or the fake stops: one slow chat while the others answer.
         self.hanging_chats: set[ChatId] = set()
+        # Groups whose permissions forbid members (the bot) to send photos: sendPhoto gets
+        # 400 "Bad Request: not enough rights to send photos to the chat", text still works.
+        self.photo_refused_chats: set[ChatId] = set()
         self._chat_faults: dict[ChatId, deque[Fault]] = defaultdict(deque)
         self._release: asyncio.Event | None = None
 
@@ -1109,6 +1112,8 @@ class FakeTelegram(FakeServer):
 
     async def _send_photo(self, params: JSONDict, files: dict[str, tuple[str, bytes]]) -> JSONDict:
         cid, chat = self._resolve_chat(params, sending=True)
+        if cid in self.photo_refused_chats:
+            raise bad_request("not enough rights to send photos to the chat")
         photo, _ = self._media(params, files, "photo")
         if isinstance(photo, bytes):
             if len(photo) > MAX_PHOTO_BYTES:
