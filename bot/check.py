@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 import sqlite_utils
 
-from bot.app import make_channels
+from bot.app import make_channels, webhook_secret
 from bot.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.channels.telegram import TelegramChannel, chat_id
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
+from bot.logs import REDACT
 from handlers.intake import Intake
 from handlers.ria_api import RiaApiError, RiaClient
 from handlers.ria_poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
-from storage import outbox
+from storage import meta, outbox
 from storage.db import Store
 from storage.outbox import OutboxItem
 
 OK, BAD, INFO = "✓", "✗", "·"
+MASK = "*" * 8  # stands for the webhook secret, as the service prints it
+PROGRESS_S = 5.0  # a line saying what is still being tried, this often
 
 
 class Report:
@@ -32,10 +36,12 @@ class Report:
         mark = INFO if ok is None else OK if ok else BAD
         if ok is False:
             self.problems += 1
-        print(f"{mark} {text}", flush=True)
+        # the CLI redacts stdout too; this keeps a library's error text (PTB's InvalidToken
+        # quotes the token) safe even where that is not in place
+        print(REDACT(f"{mark} {text}"), flush=True)
 
 
-async def check(settings: Settings) -> int:
+async def check(settings: Settings, *, show_webhook_url: bool = False) -> int:
     """Validate the configuration and reach each configured service; non-zero on problems."""
     report = Report()
     s = settings
@@ -43,16 +49,20 @@ async def check(settings: Settings) -> int:
     targets = ", ".join(map(str, s.alert_targets()))
     report.line(None, f"alerts go to: {targets}")
 
+    # absolute: "data/calls.db" does not say which folder it is in, and a command run from
+    # another folder reads (or makes) another database
+    path = await asyncio.to_thread(Path(s.database_path).resolve)
     store = Store(s.database_path)
     try:
         await store.open()
         await store.run(_writable)
-        report.line(True, f"database {s.database_path} is writable")
+        report.line(True, f"database {path} is writable")
     except Exception as exc:
-        report.line(False, f"database {s.database_path}: {exc}")
+        report.line(False, f"database {path}: {exc}")
         return 1
 
     try:
+        await _webhook_url(s, store, report, show_webhook_url)
         if s.polling_enabled:
             await _check_ria(s, store, report)
         else:
@@ -74,6 +84,35 @@ async def check(settings: Settings) -> int:
         await store.close()
     print(f"\n{'all good' if not report.problems else f'{report.problems} problem(s)'}")
     return 1 if report.problems else 0
+
+
+async def _webhook_url(s: Settings, store: Store, report: Report, show: bool) -> None:
+    """The URL to give RIA: masked, unless the operator asks for it in full (it contains the
+    secret, and whatever `check` prints may end up in a terminal log or a ticket), or the
+    secret is generated right now (as the service does: it is the one chance to see it)."""
+    existed = s.ria_webhook_secret is not None or (
+        await store.run(meta.get, "ria_webhook_secret") is not None
+    )
+    secret, _ = await webhook_secret(store, s)
+    REDACT.add([secret])
+    if s.public_url:
+        base = s.public_url.rstrip("/")
+    else:
+        wildcard = s.http_host in ("0.0.0.0", "::", "")
+        host = "<this machine's address>" if wildcard else s.http_host
+        base = f"http://{host}:{s.http_port}"
+    if show or not existed:
+        from bot.cli import reveal
+
+        reveal(f"{INFO} RIA webhook URL: {base}/webhooks/ria/{secret}")
+    else:
+        report.line(
+            None,
+            f"RIA webhook URL: {base}/webhooks/ria/{MASK} "
+            "(`ria-calls-bot check --show-webhook-url` shows it in full)",
+        )
+    if not s.public_url:
+        report.line(None, "PUBLIC_URL is not set: give RIA the address it can reach this server at")
 
 
 async def _check_ria(s: Settings, store: Store, report: Report) -> None:
@@ -199,7 +238,7 @@ async def _check_slack(s: Settings, slack: SlackChannel, report: Report) -> None
 
 
 async def send_test(settings: Settings, timeout: float = 30.0) -> int:
-    """Queue a test message for every target through the outbox and deliver it now."""
+    """Send a test message to every target now, or not at all (see deliver_now)."""
     from bot import render
 
     s = settings
@@ -227,36 +266,79 @@ async def send_test(settings: Settings, timeout: float = 30.0) -> int:
 
 
 async def deliver_now(
-    s: Settings, store: Store, items: list[OutboxItem], timeout: float = 60.0
+    s: Settings,
+    store: Store,
+    items: list[OutboxItem],
+    timeout: float = 30.0,
+    *,
+    take_back: bool = True,
 ) -> int:
-    """Deliver queued items through the usual dispatcher and report each target (send-test,
-    `summary --send`). Non-zero when any of them was not delivered in time."""
+    """Deliver queued items through the usual dispatcher, within `timeout`, and report each
+    target. Non-zero when any of them was not delivered.
+
+    With `take_back` (send-test, `summary --send`) what was not delivered is removed from
+    the outbox: the operator was told it failed, so it must not turn up in the chat later,
+    after they have moved on (or sent it again). Backfill's alerts are real ones and stay.
+    """
     channels = make_channels(s)
     dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
-    ids = [item.id for item in items]
+    ids = [item.id for item in items if item.id is not None]
+    started = time.monotonic()
+    deadline = started + timeout
+    progress_at = started + min(PROGRESS_S, timeout / 2)
     try:
         dispatcher.submit(items)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             states = await store.run(_states, ids)
-            if all(state != outbox.PENDING for state, _ in states.values()):
+            waiting = {i: v for i, v in states.items() if v[0] == outbox.PENDING}
+            now = time.monotonic()
+            if not waiting or now >= deadline:
                 break
+            if now >= progress_at:
+                progress_at = now + PROGRESS_S
+                _progress(items, waiting, now - started, timeout)
             await asyncio.sleep(0.2)
-        states = await store.run(_states, ids)
     finally:
         await dispatcher.stop()
         for channel in channels.values():
             if isinstance(channel, TelegramChannel):
                 await channel.app.bot.shutdown()
+    # read again once nothing sends any more: this is what stays true
+    states = await store.run(_states, ids)
+    undelivered = [i for i, (state, _) in states.items() if state != outbox.SENT]
+    if take_back and undelivered:
+        await store.run(_take_back, undelivered)
     failed = 0
     for item in items:
         assert item.id is not None
         state, error = states[item.id]
-        ok = state == outbox.SENT
-        failed += not ok
-        detail = "sent" if ok else f"{state}: {error or 'no answer in time'}"
-        print(f"{OK if ok else BAD} {item.target}: {detail}")
+        if state == outbox.SENT:
+            print(f"{OK} {item.target}: sent", flush=True)
+            continue
+        failed += 1
+        why = error or "no answer"
+        if state == outbox.PENDING:
+            why = f"not delivered in {timeout:g} s: {why}"
+        then = (
+            "removed from the outbox, nothing more will be sent"
+            if take_back
+            else "it stays in the outbox: the service sends it when it (re)starts"
+        )
+        print(REDACT(f"{BAD} {item.target}: {why} ({then})"), flush=True)
     return 1 if failed else 0
+
+
+def _progress(
+    items: list[OutboxItem],
+    waiting: dict[int, tuple[str, str | None]],
+    elapsed: float,
+    timeout: float,
+) -> None:
+    targets = {item.id: item.target for item in items}
+    what = "; ".join(
+        f"{targets[i]}: {error or 'no answer yet'}" for i, (_, error) in waiting.items()
+    )
+    print(REDACT(f"{INFO} still trying ({elapsed:.0f} of {timeout:g} s): {what}"), flush=True)
 
 
 def _writable(db: sqlite_utils.Database) -> None:
@@ -268,3 +350,9 @@ def _states(db: sqlite_utils.Database, ids: list[int | None]) -> dict[int, tuple
     marks = ",".join("?" * len(ids))
     rows = db.conn.execute(f"SELECT id, state, last_error FROM outbox WHERE id IN ({marks})", ids)
     return {row["id"]: (row["state"], row["last_error"]) for row in rows}
+
+
+def _take_back(db: sqlite_utils.Database, ids: list[int]) -> None:
+    marks = ",".join("?" * len(ids))
+    # state check: a send confirmed in the meantime stays recorded as sent
+    db.conn.execute(f"DELETE FROM outbox WHERE id IN ({marks}) AND state != 'sent'", ids)

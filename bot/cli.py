@@ -1,72 +1,173 @@
-"""`ria-calls-bot` / `python -m bot`: run, backfill, stats, summary, check, send-test."""
+"""`ria-calls-bot` / `python -m bot`: run, backfill, stats, summary, check, send-test, status."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import logging
+import re
 import sqlite3
 import sys
+from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
+from typing import TextIO
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import REDACT
 from bot.logs import setup as setup_logging
+from storage.db import NoDatabase
 
 log = logging.getLogger("ria-calls-bot")
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# how the bot prints dates in Ukrainian (28.11.2026): what people copy back into a command
+_DOTTED_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", re.ASCII)
+DATE_FORMATS = "YYYY-MM-DD or DD.MM.YYYY"
+PERIOD_HELP = (
+    "PERIOD: today (default), yesterday, week (the last 7 days), month (since the 1st), "
+    f"a date ({DATE_FORMATS}) or a range DATE..DATE, e.g. 2026-11-01..2026-11-28 or "
+    "01.11.2026..28.11.2026 (at most 366 days). Ukrainian words work too: сьогодні, вчора, "
+    "тиждень, місяць."
+)
+NO_DATABASE = "no database at {path} (set DATABASE_PATH, or run from the folder that has your .env)"
+# how long send-test and `summary --send` try before giving up and taking their message back
+DELIVER_TIMEOUT_S = 30.0
+
+
+def parse_date(text: str) -> date:
+    """'2026-11-28' or '28.11.2026'; ValueError saying what is accepted otherwise."""
+    word = text.strip()
+    # fullmatch first: date.fromisoformat also takes "20261128" and "2026-W48-6"
+    dotted = _DOTTED_DATE.fullmatch(word)
+    try:
+        if dotted:
+            day, month, year = (int(g) for g in dotted.groups())
+            return date(year, month, day)
+        if _ISO_DATE.fullmatch(word):
+            return date.fromisoformat(word)
+    except ValueError:
+        raise ValueError(f'there is no such date: "{text}"') from None
+    raise ValueError(f'"{text}" is not a date ({DATE_FORMATS})')
+
+
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'"{text}" is not a date (YYYY-MM-DD)') from None
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number of seconds (1-3600)')
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ria-calls-bot",
         description="Missed-call alerts, stats and summaries for auto.ria.com dealers.",
+        epilog="`ria-calls-bot run` starts the service; `ria-calls-bot COMMAND --help` "
+        "explains a command.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("run", help="start the service (the default)")
-    b = sub.add_parser("backfill", help="store RIA's call history for a date range, no alerts")
-    b.add_argument("--from", dest="day_from", type=_date, required=True, metavar="DATE")
-    b.add_argument("--to", dest="day_to", type=_date, required=True, metavar="DATE")
-    st = sub.add_parser("stats", help="print what /stats would answer")
-    st.add_argument(
-        "period",
-        nargs="*",
-        help="today (default), yesterday, week, month, YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD",
+    sub.add_parser("run", help="start the service")
+    b = sub.add_parser(
+        "backfill",
+        help="store RIA's call history for a date range",
+        description="Store RIA's call history for a date range. Missed calls younger than "
+        "ALERT_MAX_AGE_MINUTES are alerted (as the poller would); older ones are only stored.",
+        epilog=f"DATE: {DATE_FORMATS}, e.g. 2026-11-01 or 01.11.2026.",
     )
-    mi = sub.add_parser("missed", help="print what /missed would answer")
-    mi.add_argument("period", nargs="*")
-    su = sub.add_parser("summary", help="print the daily or weekly summary, or send it now")
-    su.add_argument(
-        "when",
-        nargs="?",
-        default="today",
-        metavar="DATE|week",
-        help="today (default), yesterday, YYYY-MM-DD, or week (last Monday-Sunday)",
+    b.add_argument(
+        "--from", dest="day_from", type=_date, required=True, metavar="DATE", help="first day"
     )
+    b.add_argument(
+        "--to", dest="day_to", type=_date, required=True, metavar="DATE", help="last day (included)"
+    )
+    st = sub.add_parser("stats", help="print what /stats would answer", epilog=PERIOD_HELP)
+    st.add_argument("period", nargs="*", metavar="PERIOD")
+    mi = sub.add_parser("missed", help="print what /missed would answer", epilog=PERIOD_HELP)
+    mi.add_argument("period", nargs="*", metavar="PERIOD")
+    su = sub.add_parser(
+        "summary",
+        help="print the daily or weekly summary, or send it now",
+        epilog=f"DATE: today (default), yesterday, {DATE_FORMATS}; or week (the last full "
+        "Monday-Sunday week).",
+    )
+    su.add_argument("when", nargs="?", default="today", metavar="DATE|week")
     su.add_argument("--send", action="store_true", help="send it to every alert target now")
     su.add_argument("--chart", metavar="FILE", help="write the chart to FILE (PNG)")
-    sub.add_parser("check", help="validate the configuration and reach each configured service")
-    sub.add_parser("send-test", help="send a test alert to every target")
+    su.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DELIVER_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"with --send: give up (and take the summary back) after this long "
+        f"(default {DELIVER_TIMEOUT_S:g})",
+    )
+    c = sub.add_parser("check", help="validate the configuration and reach each configured service")
+    c.add_argument(
+        "--show-webhook-url",
+        action="store_true",
+        help="print the RIA webhook URL in full (it contains its secret)",
+    )
+    t = sub.add_parser("send-test", help="send a test message to every target now")
+    t.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DELIVER_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"give up (and take the message back) after this long (default {DELIVER_TIMEOUT_S:g})",
+    )
+    sub.add_parser(
+        "status",
+        help="per target: pending, sent, last error; the poller's budget; the database",
+    )
     return p
 
 
+READ_COMMANDS = ("stats", "missed", "status")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    command = args.command or "run"
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 0
+    command: str = args.command
     try:
         settings = load_settings()
     except ConfigError as exc:
         for line in exc.lines:
             print(f"config error: {line}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    # what the service prints on stdout is its own business (the one URL it shows on
+    # purpose); everything else any command prints is redacted like the logs
+    with redacted_output(stdout=command != "run"):
+        setup_logging(settings.log_level, settings.log_format, settings.secrets())
+        return _run(command, args, settings)
+
+
+def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    # a read command from the wrong folder must not answer "no calls" from a new, empty
+    # database; nor may `summary --send` send the figures of one
+    if command in READ_COMMANDS or command == "summary":
+        path = Path(settings.database_path).resolve()
+        if not path.is_file():
+            print(NO_DATABASE.format(path=path), file=sys.stderr)
+            return 1
     try:
         if command == "run":
             from bot.app import Service
@@ -80,17 +181,28 @@ def main(argv: list[str] | None = None) -> int:
         if command == "summary":
             from bot.summary_cli import run as summary
 
-            return asyncio.run(summary(settings, args.when, send=args.send, chart_path=args.chart))
+            return asyncio.run(
+                summary(
+                    settings, args.when, send=args.send, chart_path=args.chart, timeout=args.timeout
+                )
+            )
         if command == "check":
             from bot.check import check
 
-            return asyncio.run(check(settings))
+            return asyncio.run(check(settings, show_webhook_url=args.show_webhook_url))
         if command == "send-test":
             from bot.check import send_test
 
-            return asyncio.run(send_test(settings))
+            return asyncio.run(send_test(settings, timeout=args.timeout))
+        if command == "status":
+            from bot.status import status  # type: ignore[import-not-found,unused-ignore]
+
+            return asyncio.run(status(settings))
     except KeyboardInterrupt:
         return 130
+    except NoDatabase as exc:  # removed while we looked
+        print(NO_DATABASE.format(path=exc.path), file=sys.stderr)
+        return 1
     except OSError as exc:  # port in use, database directory not writable, ...
         log.error("%s", exc)
         return 1
@@ -100,12 +212,67 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+class _Redacting(io.TextIOBase):
+    """Writes whole lines through the log redaction to the real stream: a secret inside a
+    library's error message (PTB's InvalidToken quotes the token) never reaches the screen.
+    Line by line, so that a secret is never split between two writes."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+        self._line = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._line += text
+        if "\n" in self._line:
+            done, _, self._line = self._line.rpartition("\n")
+            self.raw.write(REDACT(done + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._line:
+            self.raw.write(REDACT(self._line))
+            self._line = ""
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.raw.encoding
+
+
+@contextlib.contextmanager
+def redacted_output(*, stdout: bool = True) -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    if stdout:
+        sys.stdout = _Redacting(saved[0])
+    sys.stderr = _Redacting(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def reveal(text: str) -> None:
+    """Print `text` unredacted: only for what the operator asked to see in full."""
+    stream = sys.stdout.raw if isinstance(sys.stdout, _Redacting) else sys.stdout
+    sys.stdout.flush()
+    print(text, file=stream, flush=True)
+
+
 async def print_answer(settings: Settings, command: str, argument: str) -> int:
     from bot import render
     from handlers import commands
     from storage.db import Store
 
-    store = Store(settings.database_path)
+    store = Store(settings.database_path, create=False)
     await store.open()
     try:
         reply = await commands.answer(command, argument, store=store, tz=settings.tz)
@@ -116,15 +283,18 @@ async def print_answer(settings: Settings, command: str, argument: str) -> int:
 
 
 async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
-    """Fetch RIA's history in month-sized requests; stores calls, never alerts."""
+    """Fetch RIA's history in month-sized requests and store it. Missed calls younger than
+    ALERT_MAX_AGE_MINUTES are alerted, as the poller would: whichever source stores a call
+    first decides whether anyone hears of it, and a fresh call whose webhook was lost must
+    not be swallowed by a backfill that reaches today."""
     import aiohttp
 
-    from bot.app import NO_ALERTS
     from handlers.intake import Intake
     from handlers.ria_api import RiaApiError, RiaClient
     from handlers.ria_poller import BudgetExceeded, RiaPoller
     from handlers.ria_records import parse_records
     from storage.db import Store
+    from storage.outbox import OutboxItem
 
     if not settings.polling_enabled:
         print("backfill needs RIA_API_KEY and RIA_USER_ID", file=sys.stderr)
@@ -133,9 +303,12 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
         print("backfill: --to is before --from", file=sys.stderr)
         return 2
     assert settings.ria_api_key is not None and settings.ria_user_id is not None
+    max_age_s = settings.alert_max_age_minutes * 60
     store = Store(settings.database_path)
     await store.open()
     total_new = total_seen = 0
+    alerts: list[OutboxItem] = []
+    code = 0
     try:
         async with aiohttp.ClientSession() as session:
             client = RiaClient(
@@ -145,7 +318,10 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                 api_key=settings.ria_api_key.get_secret_value(),
             )
             intake = Intake(
-                store, targets=settings.alert_targets(), missed_statuses=settings.missed_statuses
+                store,
+                targets=settings.alert_targets(),
+                missed_statuses=settings.missed_statuses,
+                on_alerts=alerts.extend,
             )
             poller = RiaPoller(
                 client,
@@ -154,7 +330,7 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                 tz=settings.tz,
                 interval_minutes=settings.ria_poll_interval_minutes,
                 monthly_quota=settings.ria_monthly_quota,
-                alert_max_age_s=NO_ALERTS,
+                alert_max_age_s=max_age_s,
             )
             start = day_from
             while start <= day_to:
@@ -163,17 +339,32 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                     records = await poller.fetch(start, end, purpose="backfill")
                 except (RiaApiError, BudgetExceeded) as exc:
                     print(f"backfill stopped at {start}: {exc}", file=sys.stderr)
-                    return 1
+                    code = 1
+                    break
                 calls, bad = parse_records(records, settings.tz)
-                result = await intake.accept(calls, source="backfill", alert_max_age_s=NO_ALERTS)
+                result = await intake.accept(calls, source="backfill", alert_max_age_s=max_age_s)
                 total_new += result.accepted
                 total_seen += len(calls)
                 print(
                     f"{start}..{end}: {len(calls)} calls, {result.accepted} new"
-                    + (f", {len(bad)} unusable" if bad else "")
+                    + (f", {len(bad)} unusable" if bad else ""),
+                    flush=True,
                 )
                 start = end + timedelta(days=1)
+        if alerts:
+            from bot.check import deliver_now
+
+            # real alerts, unlike send-test's: what cannot go out now stays in the outbox
+            print(
+                f"{len(alerts)} alert(s) for missed calls younger than "
+                f"{settings.alert_max_age_minutes:g} min (ALERT_MAX_AGE_MINUTES):",
+                flush=True,
+            )
+            await deliver_now(settings, store, alerts, DELIVER_TIMEOUT_S, take_back=False)
     finally:
         await store.close()
-    print(f"backfill done: {total_seen} calls from RIA, {total_new} new, no alerts sent")
-    return 0
+    print(
+        f"backfill {'done' if code == 0 else 'stopped'}: {total_seen} calls from RIA, "
+        f"{total_new} new, {len(alerts)} alert(s)"
+    )
+    return code

@@ -9,7 +9,6 @@ summary of the same day from going out.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -26,7 +25,6 @@ from storage.outbox import Target
 _TODAY = ("", "today", "сьогодні")
 _YESTERDAY = ("yesterday", "вчора")
 _WEEK = ("week", "тиждень")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 class UsageError(ValueError):
@@ -42,19 +40,27 @@ def parse_when(text: str, today: date) -> tuple[str, date]:
         return DAILY, today - timedelta(days=1)
     if word in _WEEK:
         return WEEKLY, monday_of(today) - timedelta(days=7)
+    from bot.cli import DATE_FORMATS, parse_date
+
     try:
-        # fullmatch first: fromisoformat also takes "20261128" and "2026-W48-6"
-        day = date.fromisoformat(word) if _DATE.fullmatch(word) else None
+        day = parse_date(word)
     except ValueError:
-        day = None
-    if day is None:
-        raise UsageError(f'"{text}" is not today, yesterday, week or a date (YYYY-MM-DD)')
+        raise UsageError(
+            f'"{text}" is not today, yesterday, week or a date ({DATE_FORMATS})'
+        ) from None
     if day > today:
         raise UsageError(f"{day} is in the future")
     return DAILY, day
 
 
-async def run(settings: Settings, when: str, *, send: bool, chart_path: str | None) -> int:
+async def run(
+    settings: Settings,
+    when: str,
+    *,
+    send: bool,
+    chart_path: str | None,
+    timeout: float = 30.0,
+) -> int:
     s = settings
     now = time.time()
     try:
@@ -62,11 +68,13 @@ async def run(settings: Settings, when: str, *, send: bool, chart_path: str | No
     except UsageError as exc:
         print(f"summary: {exc}", file=sys.stderr)
         return 2
-    store = Store(s.database_path)
+    # an existing database only (the CLI says so before): a summary of a new, empty one
+    # would be a summary of nothing
+    store = Store(s.database_path, create=False)
     await store.open()
     try:
         if send:
-            return await _send(s, store, kind, day, now, chart_path)
+            return await _send(s, store, kind, day, now, chart_path, timeout)
         summary = await store.run(build, kind, day, s.tz, now=now)
         print(summary_text.text(summary, "text", s.language, s.tz))
         if chart_path is None:
@@ -87,7 +95,13 @@ async def run(settings: Settings, when: str, *, send: bool, chart_path: str | No
 
 
 async def _send(
-    s: Settings, store: Store, kind: str, day: date, now: float, chart_path: str | None
+    s: Settings,
+    store: Store,
+    kind: str,
+    day: date,
+    now: float,
+    chart_path: str | None,
+    timeout: float,
 ) -> int:
     def key(target: Target) -> str:
         return f"summary:{kind}:{day.isoformat()}:manual:{now}:{target}"
@@ -101,4 +115,6 @@ async def _send(
     items = await store.run(outbox.enqueue, items)
     from bot.check import deliver_now
 
-    return await deliver_now(s, store, items)
+    # now or not at all: a summary that turns up an hour later, or twice after the operator
+    # sent it again, does more harm than none
+    return await deliver_now(s, store, items, timeout)

@@ -25,12 +25,36 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) and migrate the database at `path` on the calling thread."""
+class NoDatabase(FileNotFoundError):
+    """A database that must already exist does not (a read command run from the wrong
+    folder, say). `path` is absolute."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no database at {path}")
+        self.path = path
+
+
+def connect(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open and migrate the database at `path` on the calling thread. With `create=False`
+    a missing file raises NoDatabase instead of becoming a new, empty database."""
     path = Path(path)
-    if str(path) != ":memory:":
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", isolation_level=None, timeout=10.0)
+    elif create:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+    else:
+        absolute = path.resolve()
+        if not absolute.is_file():
+            raise NoDatabase(absolute)
+        # mode=rw: SQLite itself refuses to create it, should it vanish in between
+        uri = f"{absolute.as_uri()}?mode=rw"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
+        except sqlite3.OperationalError:
+            if not absolute.is_file():
+                raise NoDatabase(absolute) from None
+            raise
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk before the webhook answers 200, even across a power cut
@@ -44,14 +68,15 @@ def connect(path: str | Path) -> sqlite_utils.Database:
 class Store:
     """Runs storage functions on the one thread that owns the connection."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
+        self.create = create  # False: a missing database is an error (NoDatabase)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._local = threading.local()
         self._db: sqlite_utils.Database | None = None
 
     def _open(self) -> sqlite_utils.Database:
-        self._db = connect(self.path)
+        self._db = connect(self.path, create=self.create)
         return self._db
 
     async def open(self) -> None:
