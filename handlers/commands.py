@@ -67,6 +67,12 @@ _COMMANDS = {
 _MENTION = re.compile(r"^(?:<@[^>\s]+>\s*)+")
 
 
+def is_command(word: str) -> bool:
+    """Whether `word` (as split_command gives it) names one of our commands; "" (a bare
+    mention of the bot) counts: it asks for the help."""
+    return word.strip().lower() in _COMMANDS
+
+
 def split_command(text: str) -> tuple[str, str]:
     """'/stats@ria_bot today' -> ('stats', 'today'); 'stats today' (no slash) works too."""
     text = _MENTION.sub("", text.strip())

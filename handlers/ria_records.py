@@ -85,6 +85,15 @@ def _int(record: Mapping[str, Any], key: str, *, required: bool = False) -> int 
     return number
 
 
+# ECMA-48 sequences, 7-bit (ESC ...) and 8-bit (C1 CSI/OSC/DCS...): CSI with its parameters,
+# OSC/DCS/APC/PM/SOS strings up to their terminator (BEL or ST), and two-byte ESC sequences
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]P_^X]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+
+
 def clean_text(text: str) -> str:
     """`text` as printable characters and plain spaces only.
 
@@ -100,6 +109,8 @@ def clean_text(text: str) -> str:
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if text.isprintable():  # the usual case, at C speed: nothing to strip
         return text
+    # a whole escape sequence goes, not only its ESC: "\x1b[2J0951174074" is still a number
+    text = _ESCAPE_SEQUENCE.sub("", text)
     return "".join(c if c.isprintable() else " " if c.isspace() else "" for c in text)
 
 

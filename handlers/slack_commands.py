@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.commands import Reply, split_command
+from handlers.commands import Reply, is_command, split_command
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ def register(
     refusal: str,
     send: SendFn,
 ) -> None:
-    """Answer in the configured channels; a short refusal, seen only by the asker, elsewhere."""
+    """Answer in the configured channels; a short refusal, seen only by the asker, elsewhere.
+
+    A slash command is always ours (Slack routes only the app's own commands), so an unknown
+    word gets "unknown command"; a mention whose first word is not a command gets nothing."""
     allowed = frozenset(channel_ids)
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -82,6 +85,10 @@ def register(
         channel = str(event.get("channel", ""))
         command, argument = split_command(str(event.get("text", "")))
         thread = event.get("thread_ts") or event.get("ts")
+        if not is_command(command):
+            # people mention the bot in conversation ("thanks @bot"): only commands get an answer
+            log.debug("slack: a mention that is not a command (%r): no answer", command[:40])
+            return
         try:
             if channel not in allowed:
                 log.info(

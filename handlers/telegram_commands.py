@@ -39,19 +39,34 @@ def register(
     refusal: str,
     send: SendFn,
 ) -> None:
-    """Answer commands in the configured chats; a short refusal anywhere else."""
+    """Answer our commands in the configured chats; a short refusal anywhere else.
+
+    A group holds other bots too, and with privacy mode off we see their commands. PTB's
+    CommandHandler takes only our command words, bare or addressed to us (`/stats@our_bot`:
+    it compares the suffix with getMe's username), so `/stats@other_bot` and `/ban` go by
+    unanswered there. In a private chat every command is for us: an unknown one gets the help.
+    """
     allowed = chat_filter(list(chat_ids))
+    private = filters.ChatType.PRIVATE
+
+    async def reply(update: Update, command: str, argument: str) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        try:
+            result = await answer(command, argument)
+            await send(str(message.chat_id), render(result))
+        except Exception as exc:  # the platform's error, already worded for a log line
+            log.warning("telegram: could not answer /%s: %s", command, exc)
 
     async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None or not message.text:
             return
-        command, argument = split_command(message.text)
-        try:
-            reply = await answer(command, argument)
-            await send(str(message.chat_id), render(reply))
-        except Exception as exc:  # the platform's error, already worded for a log line
-            log.warning("telegram: could not answer /%s: %s", command, exc)
+        await reply(update, *split_command(message.text))
+
+    async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await reply(update, "help", "")
 
     async def on_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -65,6 +80,8 @@ def register(
         except Exception as exc:
             log.warning("telegram: could not send a refusal: %s", exc)
 
+    # the first handler that takes an update wins; whatever none takes is ignored
     application.add_handler(CommandHandler(list(COMMANDS), on_command, filters=allowed))
-    application.add_handler(MessageHandler(filters.COMMAND & allowed, on_command))
-    application.add_handler(MessageHandler(filters.COMMAND & ~allowed, on_stranger))
+    application.add_handler(CommandHandler(list(COMMANDS), on_stranger, filters=~allowed))
+    application.add_handler(MessageHandler(filters.COMMAND & private & allowed, on_unknown))
+    application.add_handler(MessageHandler(filters.COMMAND & private & ~allowed, on_stranger))

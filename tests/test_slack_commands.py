@@ -159,6 +159,25 @@ async def test_mention_over_http_is_answered_in_its_thread(slack: FakeSlack, htt
     assert len(http_bot.asked) == 1
 
 
+async def test_mention_that_is_not_a_command_gets_nothing(slack: FakeSlack, http_bot: Bot) -> None:
+    """People mention the bot in conversation: only a command word gets an answer, in the
+    team's channel or elsewhere (no refusal either)."""
+    for channel, text in [
+        (CHANNEL, f"<@{BOT_USER_ID}> thanks, that helped"),
+        (OTHER, f"<@{BOT_USER_ID}> who set this up?"),
+        (CHANNEL, f"<@{BOT_USER_ID}> /ban everyone"),
+    ]:
+        status, _ = await slack.post_event(http_bot.url, SECRET, slack.mention(channel, text))
+        assert status == 200
+    # the signal that the mentions before it were handled: a command's answer
+    event = slack.mention(CHANNEL, f"<@{BOT_USER_ID}> stats")
+    status, _ = await slack.post_event(http_bot.url, SECRET, event)
+    [reply] = await slack.wait_for_messages(1, channel=CHANNEL)
+    assert reply["thread_ts"] == event["ts"]
+    assert http_bot.asked == [("stats", "")]
+    assert slack.ephemeral == [] and slack.messages_for(OTHER) == []
+
+
 async def test_events_url_verification(slack: FakeSlack, http_bot: Bot) -> None:
     body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
     status, text = await slack.post_signed(http_bot.url, SECRET, body, json_body=True)
