@@ -15,7 +15,7 @@ from bot.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.channels.telegram import TelegramChannel, chat_id
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.logs import REDACT
+from bot.logs import REDACT, REDACTED
 from handlers.intake import Intake
 from handlers.ria_api import RiaApiError, RiaClient
 from handlers.ria_poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
@@ -24,7 +24,6 @@ from storage.db import Store
 from storage.outbox import OutboxItem
 
 OK, BAD, INFO = "✓", "✗", "·"
-MASK = "*" * 8  # stands for the webhook secret, as the service prints it
 PROGRESS_S = 5.0  # a line saying what is still being tried, this often
 
 
@@ -108,7 +107,7 @@ async def _webhook_url(s: Settings, store: Store, report: Report, show: bool) ->
     else:
         report.line(
             None,
-            f"RIA webhook URL: {base}/webhooks/ria/{MASK} "
+            f"RIA webhook URL: {base}/webhooks/ria/{REDACTED} "
             "(`ria-calls-bot check --show-webhook-url` shows it in full)",
         )
     if not s.public_url:

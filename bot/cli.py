@@ -39,6 +39,10 @@ NO_DATABASE = "no database at {path} (set DATABASE_PATH, or run from the folder 
 DELIVER_TIMEOUT_S = 30.0
 
 
+class NoSuchDate(ValueError):
+    """Spelled like a date, but the calendar has no such day (31.02.2026)."""
+
+
 def parse_date(text: str) -> date:
     """'2026-11-28' or '28.11.2026'; ValueError saying what is accepted otherwise."""
     word = text.strip()
@@ -51,7 +55,7 @@ def parse_date(text: str) -> date:
         if _ISO_DATE.fullmatch(word):
             return date.fromisoformat(word)
     except ValueError:
-        raise ValueError(f'there is no such date: "{text}"') from None
+        raise NoSuchDate(f'there is no such date: "{text}"') from None
     raise ValueError(f'"{text}" is not a date ({DATE_FORMATS})')
 
 

@@ -40,10 +40,12 @@ def parse_when(text: str, today: date) -> tuple[str, date]:
         return DAILY, today - timedelta(days=1)
     if word in _WEEK:
         return WEEKLY, monday_of(today) - timedelta(days=7)
-    from bot.cli import DATE_FORMATS, parse_date
+    from bot.cli import DATE_FORMATS, NoSuchDate, parse_date
 
     try:
         day = parse_date(word)
+    except NoSuchDate as exc:
+        raise UsageError(str(exc)) from None
     except ValueError:
         raise UsageError(
             f'"{text}" is not today, yesterday, week or a date ({DATE_FORMATS})'
