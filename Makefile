@@ -1,16 +1,38 @@
 # Every target works from a fresh clone: the first one run makes .venv and installs.
+# ria-calls-bot needs Python 3.11 or newer: `make run PYTHON=python3.11` picks one.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# An interpreter's identity, recorded in the stamp: its real path and version
+PY_ID  := import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])
+NEEDS  := ria-calls-bot needs Python 3.11 or newer: install one and run e.g. make run PYTHON=python3.11
 
-.PHONY: run test test-all test-container bench lint format clean
+.PHONY: run test test-all test-container bench lint format clean FORCE
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# Checked on every run (two interpreter starts): a .venv made by another Python (PYTHON
+# changed, an old one tried first) or by an install that failed (no stamp) is made again
+# from scratch, so a failure never sticks; a changed pyproject.toml only reinstalls.
+$(STAMP): pyproject.toml FORCE
+	@set -e; \
+	want="$$($(PYTHON) -c '$(PY_ID)' 2>/dev/null)" || { \
+		echo "make: $(PYTHON) not found; $(NEEDS)" >&2; exit 1; }; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "make: $(PYTHON) is Python $${want##* }; $(NEEDS)" >&2; exit 1; }; \
+	have="$$($(BIN)/python -c '$(PY_ID)' 2>/dev/null || true)"; \
+	if [ ! -f $(STAMP) ] || [ "$$have" != "$$want" ]; then \
+		echo "making $(VENV) with Python $$want"; \
+		rm -rf $(VENV); \
+		$(PYTHON) -m venv $(VENV); \
+	elif [ ! pyproject.toml -nt $(STAMP) ]; then \
+		exit 0; \
+	fi; \
+	rm -f $(STAMP); \
+	$(BIN)/pip install --quiet --upgrade pip; \
+	$(BIN)/pip install --quiet -e '.[test]'; \
+	echo "$$want" > $(STAMP)
+
+FORCE:
 
 run: $(STAMP)
 	$(BIN)/ria-calls-bot run

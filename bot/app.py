@@ -10,6 +10,8 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +31,7 @@ from bot.channels.console import ConsoleChannel
 from bot.channels.slack import SlackChannel, build_client
 from bot.channels.slack import message as slack_message
 from bot.channels.telegram import TelegramChannel, build_application
-from bot.config import Settings
+from bot.config import ConfigError, Settings, database_problem, listen_problem
 from bot.dispatcher import Dispatcher
 from bot.logs import REDACT
 from bot.summary_schedule import SummaryScheduler
@@ -47,6 +49,7 @@ from storage.db import Store
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S = 2.5  # of the 5 s a container runtime waits after SIGTERM
+MASK = "*" * 8  # stands for the generated webhook secret after the start that made it
 STOP_S = 4.0  # the whole graceful stop, however slow Telegram or Slack are to answer
 STOP_HARD_S = 4.7  # ...and if it still hangs, leave anyway: everything is in the database
 NO_ALERTS = -math.inf  # alert_max_age_s that no call is young enough for (backfill)
@@ -54,12 +57,23 @@ NO_ALERTS = -math.inf  # alert_max_age_s that no call is young enough for (backf
 
 async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
     """The RIA webhook secret and whether it was generated (kept in the database)."""
+    value, origin = await webhook_secret_origin(store, settings)
+    return value, origin != "setting"
+
+
+async def webhook_secret_origin(store: Store, settings: Settings) -> tuple[str, str]:
+    """The RIA webhook secret and where it comes from: "setting" (RIA_WEBHOOK_SECRET),
+    "created" (generated just now and kept in the database) or "stored" (generated before)."""
     if settings.ria_webhook_secret is not None:
-        return settings.ria_webhook_secret.get_secret_value(), False
-    value = await store.run(
-        meta.get_or_create, "ria_webhook_secret", lambda: secrets.token_urlsafe(24)
-    )
-    return value, True
+        return settings.ria_webhook_secret.get_secret_value(), "setting"
+    created: list[str] = []
+
+    def make() -> str:
+        created.append(secrets.token_urlsafe(24))
+        return created[-1]
+
+    value = await store.run(meta.get_or_create, "ria_webhook_secret", make)
+    return value, "created" if created and created[0] == value else "stored"
 
 
 def make_channels(settings: Settings) -> dict[str, Channel]:
@@ -123,6 +137,14 @@ class Service:
             loop.add_signal_handler(sig, self._on_signal)
         try:
             await self.start()
+        except ConfigError as exc:
+            # a setting in disguise (port in use, database path): said like any config
+            # error, in one line, after a quiet clean-up (no "stopped": it never started)
+            await self.shutdown(quiet=True)
+            for line in exc.lines:
+                print(f"config error: {line}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        try:
             await self.stopping.wait()
             log.info("stopping")
         finally:
@@ -140,8 +162,11 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        await self.store.open()
-        secret, generated = await webhook_secret(self.store, s)
+        try:
+            await self.store.open()
+            secret, origin = await webhook_secret_origin(self.store, s)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError([database_problem(s.database_path, exc)]) from None
         REDACT.add([secret])
 
         self.channels = make_channels(s)
@@ -164,8 +189,10 @@ class Service:
             storage_error=lambda: self.intake.storage_error,
             poller=self.poller.status if self.poller else (lambda: {"enabled": False}),
             channels=lambda: {name: ch.status() for name, ch in self.channels.items()},
+            delivery=self.dispatcher.status,
         )
         app.add_routes(health.routes())
+        app.cleanup_ctx.append(health.keep_state)  # what `ria-calls-bot status` reads
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel):
             register(
@@ -185,9 +212,12 @@ class Service:
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, s.http_host, s.http_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError([listen_problem(s.http_host, s.http_port, exc)]) from None
         port = self._bound_port(site)
-        self._announce(secret, generated, port)
+        self._announce(secret, origin, port)
 
         await self.dispatcher.start()
         if isinstance(telegram, TelegramChannel):
@@ -324,23 +354,37 @@ class Service:
         sockets = getattr(server, "sockets", None) or []
         return sockets[0].getsockname()[1] if sockets else site._port
 
-    def _announce(self, secret: str, generated: bool, port: int) -> None:
+    def _announce(self, secret: str, origin: str, port: int) -> None:
         s = self.settings
         host = s.http_host if s.http_host not in ("0.0.0.0", "::", "") else _local_name()
         base = (s.public_url or f"http://{host}:{port}").rstrip("/")
         log.info("listening on http://%s:%d", s.http_host, port)
-        # the one place a secret may be shown: to the operator, on start, on stdout
-        shown = secret if generated else "<RIA_WEBHOOK_SECRET>"
-        print(f"RIA webhook URL: {base}/webhooks/ria/{shown}", flush=True)
+        # the one place a secret may be shown: to the operator, on stdout, once, when it is
+        # made; on later starts stdout ends up in the container runtime's logs, so it is masked
+        if origin == "created":
+            print(f"RIA webhook URL: {base}/webhooks/ria/{secret}", flush=True)
+            print(
+                "  (shown once; `ria-calls-bot check --show-webhook-url` shows it again)",
+                flush=True,
+            )
+        elif origin == "stored":
+            print(f"RIA webhook URL: {base}/webhooks/ria/{MASK}", flush=True)
+            print(
+                "  (secret hidden; `ria-calls-bot check --show-webhook-url` shows it)",
+                flush=True,
+            )
+        else:
+            print(f"RIA webhook URL: {base}/webhooks/ria/<RIA_WEBHOOK_SECRET>", flush=True)
         if not s.public_url:
             print(
                 "  (set PUBLIC_URL to the address RIA can reach, e.g. https://bot.example.com)",
                 flush=True,
             )
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, quiet: bool = False) -> None:
         """Stop in order, within STOP_S whatever the platforms do (each step gets what is
-        left); also after a start that failed half-way (port in use, say)."""
+        left); also after a start that failed half-way (port in use, say: `quiet`, as it
+        never started)."""
         deadline = time.monotonic() + STOP_S
 
         def left(at_most: float = STOP_S) -> float:
@@ -372,7 +416,8 @@ class Service:
         if isinstance(slack, SlackChannel):
             await _bounded(slack.stop(), left(), "slack")
         await self.store.close()
-        log.info("stopped")
+        if not quiet:
+            log.info("stopped")
 
 
 async def _bounded(aw: Awaitable[object], seconds: float, what: str) -> None:

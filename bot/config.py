@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +21,15 @@ from storage.outbox import Target
 
 _CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_URL_SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}")  # a secret that is part of a URL path
+# what `docker run --env-file` keeps in a value although python-dotenv strips it
+_QUOTED = re.compile(r"""^\s*["'].*|.*["']\s*$""", re.DOTALL)
+_COMMENT_TAIL = re.compile(r"\s#")
+# RIA's call statuses (its own page spells BUSY as BYSY; both are accepted)
+RIA_STATUSES = ("ANSWER", "NOANSWER", "CANCEL", "BUSY", "FAILED", "CONGESTION")
+_STATUS_LIST = "ANSWER, NOANSWER, CANCEL, BUSY (or BYSY), FAILED, CONGESTION"
+# the weekly summary compares a week with the one before: both must still be stored
+MIN_RETENTION_DAYS = 15
 
 
 class ConfigError(Exception):
@@ -47,7 +57,7 @@ class Settings(BaseSettings):
     timezone: str = "Europe/Kyiv"
     language: Literal["uk", "en"] = "uk"
     http_host: str = "0.0.0.0"
-    http_port: int = Field(8080, ge=0, le=65535)
+    http_port: int = 8080
     public_url: str | None = None
 
     ria_webhook_secret: SecretStr | None = None
@@ -122,6 +132,13 @@ class Settings(BaseSettings):
             raise ValueError(f'"{value}" is not an http(s) URL')
         return value
 
+    @field_validator("http_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 <= value <= 65535:
+            raise ValueError(f'"{value}" is not a port (1-65535, or 0 for any free port)')
+        return value
+
     @field_validator("ria_user_id")
     @classmethod
     def _user_id(cls, value: str | None) -> str | None:
@@ -129,23 +146,13 @@ class Settings(BaseSettings):
             raise ValueError(f'"{value}" is not a RIA user id (digits only)')
         return value.strip() if value else value
 
-    @field_validator("ria_webhook_secret")
+    @field_validator("ria_webhook_secret", "telegram_webhook_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]{16,128}", value.get_secret_value()
-        ):
+        # each is the only authentication of its webhook route: long enough not to be
+        # guessed, and plain enough to sit in a URL path (Telegram allows 1-256 of these)
+        if value is not None and not _URL_SECRET.fullmatch(value.get_secret_value()):
             raise ValueError("expects 16-128 characters of A-Z a-z 0-9 _ - (it is part of a URL)")
-        return value
-
-    @field_validator("telegram_webhook_secret")
-    @classmethod
-    def _tg_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # Telegram's own rule for secret_token
-        if value is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
-        ):
-            raise ValueError("expects 1-256 characters of A-Z a-z 0-9 _ -")
         return value
 
     @field_validator("telegram_bot_token")
@@ -174,19 +181,30 @@ class Settings(BaseSettings):
     @field_validator("retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        # the poller re-reads yesterday and today: a call purged sooner would come back
-        # from RIA as new, and be stored (and perhaps alerted) again
-        if 0 < value < 3:
-            raise ValueError(f'"{value}" is too short: 0 (keep for ever) or at least 3 days')
+        # the weekly summary compares a week with the week before (up to 14 days back), and
+        # the poller re-reads yesterday and today: a shorter retention breaks both
+        if 0 < value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f'"{value}" is too short: 0 (keep for ever) or at least {MIN_RETENTION_DAYS} '
+                "days, as the weekly summary compares a week with the week before"
+            )
         return value
 
     @field_validator("missed_statuses", mode="before")
     @classmethod
     def _statuses(cls, value: Any) -> tuple[str, ...]:
+        # a typo here would silently turn every alert off: only RIA's own statuses pass
         statuses = tuple(dict.fromkeys(normalise_status(s) for s in _split(value)))
+        if not statuses:
+            raise ValueError(
+                "is empty, so no call would ever alert; list the statuses that should, "
+                f"from RIA's: {_STATUS_LIST} (default NOANSWER,CANCEL,BUSY)"
+            )
         for status in statuses:
-            if not re.fullmatch(r"[A-Z_]+", status):
-                raise ValueError(f'"{status}" is not a call status (e.g. NOANSWER,CANCEL,BUSY)')
+            if status not in RIA_STATUSES:
+                raise ValueError(
+                    f'"{status[:40]}" is not one of RIA\'s call statuses: {_STATUS_LIST}'
+                )
         return statuses
 
     @field_validator("telegram_chat_ids", mode="before")
@@ -231,6 +249,16 @@ class Settings(BaseSettings):
         if text in ("off", "false", "no", "0", "", "none"):
             return False
         raise ValueError(f'"{value}" is not on or off')
+
+    # defined last, so it runs before every other check of a value
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_quotes_or_comments(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            problem = _env_file_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     # --- derived ------------------------------------------------------------------------
 
@@ -292,6 +320,42 @@ class Settings(BaseSettings):
         return lines
 
 
+def _env_file_problem(raw: str) -> str | None:
+    """Why a value as written would not survive `docker run --env-file` (the value itself is
+    never repeated: it may be a secret)."""
+    if _QUOTED.match(raw):
+        return (
+            "the value is in quotes; write it without them "
+            "(docker --env-file keeps quotes as part of the value)"
+        )
+    if _COMMENT_TAIL.search(raw):
+        return (
+            'the value ends with a comment ("  # ..."); put comments on a line of their own '
+            "(docker --env-file keeps it as part of the value)"
+        )
+    return None
+
+
+def dotenv_problems(path: Path) -> list[str]:
+    """Lines of a `.env` that python-dotenv reads fine but Docker would not: quoted values and
+    comments after a value. The same file must work for `make run` and `--env-file`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # pydantic-settings reports an unreadable file its own way
+    fields = set(Settings.model_fields)
+    lines = []
+    for line in text.splitlines():
+        name, sep, raw = line.strip().removeprefix("export ").partition("=")
+        name = name.strip()
+        if not sep or name.startswith("#") or name.lower() not in fields:
+            continue
+        problem = _env_file_problem(raw)
+        if problem:
+            lines.append(f"{name.upper()}: in {path.name}, {problem}")
+    return lines
+
+
 def _variable(loc: tuple[Any, ...]) -> str:
     return str(loc[0]).upper() if loc else "configuration"
 
@@ -309,13 +373,60 @@ def _message(error: dict[str, Any]) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate; raises ConfigError with one readable line per problem."""
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    file_problems = dotenv_problems(Path(env_file)) if isinstance(env_file, str | Path) else []
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(
-            [f"{_variable(e['loc'])}: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
-        ) from None
-    problems = settings.problems()
+        lines = [f"{_variable(e['loc'])}: {_message(e)}" for e in exc.errors()]  # type: ignore[arg-type]
+        raise ConfigError(list(dict.fromkeys(file_problems + lines))) from None
+    problems = file_problems + settings.problems()
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+# --- start-up failures that are settings in disguise ---------------------------------------
+
+
+def database_problem(path: str, exc: BaseException) -> str:
+    """One config-error line for a database that cannot be opened or created."""
+    where = Path(path).expanduser().absolute()
+    if where.is_dir():
+        reason = "that is a folder, not a file"
+    elif isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:
+        reason = f"{exc.filename} is a file, not a folder"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = str(exc)
+    if "locked" in reason:
+        todo = "another ria-calls-bot may be using it: stop that one, or use another file"
+    else:
+        todo = "set it to a file in a folder this user can create and write"
+    return f"DATABASE_PATH: cannot open {where} ({reason}); {todo}"
+
+
+def listen_problem(host: str, port: int, exc: OSError) -> str:
+    """One config-error line for an HTTP server that cannot listen (port in use, ...)."""
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f'HTTP_HOST: cannot listen on "{host}" ({exc.strerror or exc}); set it to an '
+            "address of this machine, or 0.0.0.0 for all"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"HTTP_PORT: port {port} is already in use on {host} (another program, or "
+            "ria-calls-bot already running); stop that one or set HTTP_PORT to a free port"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"HTTP_PORT: no permission to listen on port {port} (ports below 1024 need "
+            "privileges); set HTTP_PORT to 1024 or above"
+        )
+    return (
+        f"HTTP_HOST / HTTP_PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); check both"
+    )
