@@ -215,13 +215,13 @@ def upload_error(exc: Exception) -> DeliveryError:
     if code == "missing_scope":
         scope = needed if isinstance(needed, str) and needed else "files:write"
         hint = (
-            f"the Slack app lacks the {scope} scope: add it under OAuth & Permissions, "
-            "reinstall the app, and charts go out with the summaries' text"
+            f"the Slack app lacks the {scope} scope: add it under OAuth & Permissions "
+            "and reinstall the app"
         )
     else:
-        hint = "Slack would not take the chart; the summaries' text still goes out"
+        hint = "Slack would not take the chart"
     return DeliveryError(
-        f"Slack file upload: {code} ({hint})",
+        f"Slack file upload: {code}: {hint}",
         permanent=True,
         counted=False,
         picture_refused=True,

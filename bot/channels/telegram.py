@@ -130,12 +130,9 @@ def photo_refused(message: str) -> str | None:
     """What to change when Telegram refused a picture but would take text, else None."""
     low = message.lower()
     if NO_PHOTO_RIGHTS in low:
-        return (
-            "the group does not let the bot send photos: allow photos in the group's "
-            "permissions (or make the bot an admin); the summaries' text still goes out"
-        )
+        return "allow the bot to send photos in the group's permissions, or make it an admin"
     if any(word in low for word in ("photo", "image", "file")):
-        return "Telegram would not take the chart; the summaries' text still goes out"
+        return "Telegram would not take the chart"
     return None
 
 
@@ -246,7 +243,7 @@ class TelegramChannel:
             hint = photo_refused(exc.message) if photo else None
             if hint is not None:
                 raise DeliveryError(
-                    f"Telegram: {exc.message} ({hint})",
+                    f"Telegram: {exc.message}: {hint}",
                     permanent=True,
                     counted=False,
                     picture_refused=True,
