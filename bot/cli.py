@@ -199,7 +199,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
 
             return asyncio.run(send_test(settings, timeout=args.timeout))
         if command == "status":
-            from bot.status import status  # type: ignore[import-not-found,unused-ignore]
+            from bot.status import status
 
             return asyncio.run(status(settings))
     except KeyboardInterrupt:
