@@ -19,7 +19,7 @@ import aiohttp
 
 from tests.fakes.ria import KYIV, make_call
 from tests.fakes.telegram import FakeTelegram, norm_chat_id
-from tests.service import BIN, Service, base_env
+from tests.service import BIN, Service, base_env, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 TG_TOKEN = "123456:BENCH-telegram-token-abcdefghijk"
@@ -137,14 +137,15 @@ def now_iso() -> str:
 
 
 async def wait_telegram_connected(service: Service, timeout: float = 20.0) -> None:
-    """Until /healthz says the Telegram channel is connected (PTB initialised, polling):
-    the rows measure alerts, not the channel's start-up."""
+    """Until `ria-calls-bot status` says the Telegram channel is connected (PTB initialised,
+    polling; /healthz keeps such details private): the rows measure alerts, not the
+    channel's start-up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _, health = await service.health()
-        if health.get("channels", {}).get("telegram", {}).get("connected"):
+        code, details, _ = await run_cli(service.env, service.cwd, "status")
+        if code == 0 and "telegram: connected" in details:
             return
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
     raise TimeoutError(f"Telegram channel not connected in {timeout} s:\n{service.output()}")
 
 

@@ -17,6 +17,7 @@ from tests.conftest import GROUP, telegram_env
 from tests.fakes.ria import make_call
 from tests.fakes.telegram import FakeTelegram
 from tests.reliability import caller, e164, mentions, texts_for, until
+from tests.service import run_cli
 
 PRIVATE = "42"
 CALLS = 300
@@ -54,7 +55,11 @@ async def test_300_missed_calls_in_10s_reach_a_group_and_a_private_chat_with_no_
     assert len(group) <= 12, len(group)
     assert sum(e164(1) in t for t in texts_for(telegram, GROUP)) == 1
     status, health = await service.health()
-    assert status == 200 and health["outbox"]["pending"] == 0
+    assert status == 200, health
+    code, details, _ = await run_cli(service.env, service.cwd, "status")
+    assert code == 0, details
+    for chat in (GROUP, PRIVATE):
+        assert f"telegram:{chat}: pending 0," in details, details
     assert await service.stop() == 0
 
 
