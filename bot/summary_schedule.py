@@ -10,6 +10,9 @@ went out sends nothing, and a service that was down at SUMMARY_TIME sends it whe
 back, the same day (the weekly one: the same Monday). A summary missed for a whole day is
 not sent late: yesterday's figures at lunchtime would be noise, and the next one comes.
 
+A SUMMARY_TIME before EARLY_SUMMARY (06:00, before any day's first call could be in), such
+as 00:00, reports the day that has just ended rather than the one just begun.
+
 Before a summary is built, the poller reconciles with RIA (when polling is on), so calls
 whose webhook was lost are in it. That wait is bounded: a slow RIA delays the summary by
 RECONCILE_TIMEOUT_S at most, never cancels it.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEEKLY_AT = clock_time(9, 0)  # Monday, local: the start of the working week
+# a daily summary due before this reports the previous day: the new one has barely begun
+EARLY_SUMMARY = clock_time(6, 0)
 RECONCILE_TIMEOUT_S = 30.0
 FRESH_POLL_S = 120.0  # a poll this recent is reconciliation enough
 # at most one reconciliation this often: should queueing fail after it (and be retried each
@@ -63,18 +69,42 @@ class Due:
 
 
 def local_at(day: date, when: clock_time, tz: ZoneInfo) -> datetime:
-    """`when` on `day` in `tz`. A time the clocks skip (03:30 the day they go forward) falls
-    an hour later, 04:30; a time that happens twice counts at its first occurrence."""
-    return datetime.combine(day, when, tzinfo=tz)
+    """`when` on `day` in `tz`. A time the clocks skip (03:30 the day they go forward from
+    03:00 to 04:00) falls at the end of the gap, 04:00, the first moment after it; a time
+    that happens twice counts at its first occurrence."""
+    wall = datetime.combine(day, when)
+    moment = wall.replace(tzinfo=tz)  # fold=0: the first occurrence of a repeated time
+    if _wall(moment.timestamp(), tz) == wall:
+        return moment
+    # in a gap: fold=1 reads it with the offset after the change (an instant before the gap,
+    # whose wall time is earlier), fold=0 with the offset before (an instant after the gap);
+    # the gap's end is the first instant between them whose wall time is not earlier
+    before = int(wall.replace(tzinfo=tz, fold=1).timestamp())
+    after = math.ceil(moment.timestamp())
+    while after - before > 1:
+        middle = (before + after) // 2
+        if _wall(middle, tz) >= wall:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, tz)
+
+
+def _wall(timestamp: float, tz: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz).replace(tzinfo=None)
 
 
 def due(now: datetime, *, summary_time: clock_time | None, weekly: bool, tz: ZoneInfo) -> list[Due]:
     """The summaries that should have gone out by `now` (aware), today only."""
     today = now.astimezone(tz).date()
+    # compare instants: two datetimes with the same tzinfo compare by wall time, which would
+    # put a skipped or repeated time somewhere else
+    at = now.timestamp()
     wanted = []
-    if summary_time is not None and now >= local_at(today, summary_time, tz):
-        wanted.append(Due(DAILY, today))
-    if weekly and today.weekday() == 0 and now >= local_at(today, WEEKLY_AT, tz):
+    if summary_time is not None and at >= local_at(today, summary_time, tz).timestamp():
+        early = summary_time < EARLY_SUMMARY
+        wanted.append(Due(DAILY, today - timedelta(days=1) if early else today))
+    if weekly and today.weekday() == 0 and at >= local_at(today, WEEKLY_AT, tz).timestamp():
         wanted.append(Due(WEEKLY, today - timedelta(days=7)))
     return wanted
 
@@ -193,6 +223,8 @@ class SummaryScheduler:
         parts = []
         if self.summary_time is not None:
             parts.append(f"daily at {self.summary_time:%H:%M}")
+        if self.summary_time is not None and self.summary_time < EARLY_SUMMARY:
+            parts[-1] += " (for the day before)"
         if self.weekly:
             parts.append(f"weekly on Monday at {WEEKLY_AT:%H:%M}")
         log.info("summaries: %s (%s)", ", ".join(parts), self.tz.key)
@@ -242,6 +274,16 @@ class SummaryScheduler:
             self.submit(new)
             queued += new
         return queued
+
+    async def close(self) -> None:
+        """Cancel a reconciliation still running in the background and wait for it to end,
+        so nothing touches the HTTP session or the database after they are closed."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        # a cancelled poll still records the request it made (that is its budget)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._background.difference_update(tasks)
 
     async def reconcile(self) -> None:
         """Let the poller fetch what the webhook may have missed, for a bounded time."""

@@ -34,6 +34,25 @@ class RiaApiError(Exception):
     def transient(self) -> bool:
         return self.status is None or self.status >= 500
 
+    @property
+    def permanent(self) -> bool:
+        """An answer that repeats until the operator changes a setting: retrying sooner is
+        pointless, so the poller waits for its normal interval."""
+        return self.status in (400, 401, 403, 404)
+
+    @property
+    def fix(self) -> str | None:
+        """What the operator must change, naming the setting, for a permanent answer."""
+        if self.bad_key:
+            return "check RIA_API_KEY (and that it belongs to RIA_USER_ID)"
+        if self.status == 400 and self.code == "HTTPS_REQUIRED":
+            return "RIA_API_URL must start with https:// (https://developers.ria.com)"
+        if self.status == 400:
+            return "check RIA_USER_ID and RIA_API_URL (https://developers.ria.com)"
+        if self.status == 404:
+            return "check RIA_API_URL: it should be https://developers.ria.com"
+        return None
+
 
 def _error_code(body: str) -> str | None:
     try:

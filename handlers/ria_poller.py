@@ -4,15 +4,21 @@ RIA's free package allows 30 requests an hour and 1,000 a month, and blocks the 
 rest of the hour when it is exceeded, so every request is counted in the database (it
 survives restarts) and checked against three limits before it is made: RIA's hourly cap, the
 monthly quota, and a pace that spreads the quota over the month so it never runs out early.
+
+The pace: by a moment `t` into a month of length `T`, at most `quota * (t / T + lead)`
+requests, where the lead is half a day's share of the quota. The slack is proportional to the
+quota, so a quota of 30 lasts the month as well as one of 1,000 does, and the last half day's
+share is still there on the last day.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from calendar import monthrange
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,7 +33,8 @@ from storage.db import Store
 log = logging.getLogger(__name__)
 
 HOURLY_CAP = 30  # RIA's own limit per clock hour
-PACE_SLACK = 24  # requests the pace may run ahead of an even spread (a day's worth at 60 min)
+PACE_LEAD_DAYS = 0.5  # the pace runs half a day's share of the quota ahead of an even spread
+MAX_BACKOFF_DOUBLINGS = 16  # 60 s * 2**16 is far past any cap: no float overflow, ever
 
 
 @dataclass
@@ -40,32 +47,63 @@ class Budget:
     used_month: int = 0
 
 
-def month_start(now: float, tz: ZoneInfo) -> float:
-    local = datetime.fromtimestamp(now, tz)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
 def hour_start(now: float) -> float:
     # RIA's hour is the clock hour; every zone we care about is whole-hour offset from UTC
     return now - now % 3600
 
 
+def month_bounds(now: float, tz: ZoneInfo) -> tuple[float, float]:
+    """The local month holding `now`, as epoch seconds [start, end): its real length, so a
+    month with a clock change is an hour shorter or longer."""
+    local = datetime.fromtimestamp(now, tz)
+    first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = (first.replace(tzinfo=None) + timedelta(days=32)).replace(day=1)
+    return first.timestamp(), following.replace(tzinfo=tz).timestamp()
+
+
+@dataclass(frozen=True)
+class Pace:
+    """The quota spread over one local month: `allows(t)` requests by epoch second `t`."""
+
+    start: float
+    end: float
+    days: int
+    quota: int
+
+    @classmethod
+    def at(cls, now: float, tz: ZoneInfo, monthly_quota: int) -> Pace:
+        start, end = month_bounds(now, tz)
+        local = datetime.fromtimestamp(now, tz)
+        return cls(start, end, monthrange(local.year, local.month)[1], monthly_quota)
+
+    def allows(self, now: float) -> float:
+        """A fraction: request number `used + 1` may go when it is at most this."""
+        elapsed = (now - self.start) / (self.end - self.start)
+        return self.quota * (elapsed + PACE_LEAD_DAYS / self.days)
+
+    def next_at(self, used: int) -> float:
+        """When request number `used + 1` may go (epoch seconds)."""
+        share = (used + 1) / self.quota - PACE_LEAD_DAYS / self.days
+        return self.start + max(share, 0.0) * (self.end - self.start)
+
+
 def check_budget(db: Any, now: float, tz: ZoneInfo, monthly_quota: int) -> Budget:
-    used_hour = ria_requests.count_since(db, hour_start(now))
-    start = month_start(now, tz)
-    used_month = ria_requests.count_since(db, start)
+    pace = Pace.at(now, tz, monthly_quota)
+    # only requests up to now: rows from a clock that was ahead must not block polling
+    used_hour = ria_requests.count_between(db, hour_start(now), now)
+    used_month = ria_requests.count_between(db, pace.start, now)
     budget = Budget(True, used_hour=used_hour, used_month=used_month)
     if used_hour >= HOURLY_CAP:
         budget.allowed, budget.reason = False, f"{used_hour} requests this hour (RIA allows 30)"
     elif used_month >= monthly_quota:
         budget.allowed, budget.reason = False, f"monthly quota of {monthly_quota} spent"
-    else:
-        local = datetime.fromtimestamp(now, tz)
-        seconds_in_month = monthrange(local.year, local.month)[1] * 86400
-        pace = monthly_quota * (now - start) / seconds_in_month + PACE_SLACK
-        if used_month >= pace:
-            budget.allowed = False
-            budget.reason = f"{used_month} requests this month is ahead of the quota's pace"
+    elif used_month + 1 > pace.allows(now):
+        budget.allowed = False
+        next_at = datetime.fromtimestamp(pace.next_at(used_month), tz)
+        budget.reason = (
+            f"{used_month} of {monthly_quota} requests used this month; to last the month, "
+            f"the next is at {next_at:%Y-%m-%d %H:%M}"
+        )
     return budget
 
 
@@ -98,7 +136,8 @@ class RiaPoller:
         self.failures = 0
         self.last_ok: float | None = None
         self.last_error: str | None = None
-        self._bad_key_logged = False
+        self._retry = False  # the last poll failed in a way worth retrying before the next
+        self._permanent_logged: str | None = None  # the permanent answer already logged
 
     def warn_if_quota_too_small(self) -> None:
         needed = requests_per_month(self.interval_minutes)
@@ -153,6 +192,7 @@ class RiaPoller:
         try:
             records = await self.fetch(today - timedelta(days=1), today, purpose="poll")
         except BudgetExceeded as exc:
+            self._retry = False  # the budget decides; the next scheduled poll asks again
             log.info("poller: skipped, %s", exc)
             return None
         except RiaApiError as exc:
@@ -175,6 +215,10 @@ class RiaPoller:
             calls, source="poll", alert_max_age_s=self.alert_max_age_s
         )
         self.failures, self.last_ok, self.last_error = 0, self.clock(), None
+        self._retry = False
+        if self._permanent_logged is not None:
+            self._permanent_logged = None
+            log.info("poller: RIA answers again")
         log.info(
             "poller: %d call(s) from RIA, %d new, %d alert(s) queued",
             len(calls),
@@ -185,26 +229,54 @@ class RiaPoller:
 
     def _on_error(self, exc: RiaApiError) -> None:
         self.last_error = str(exc)
-        if exc.bad_key:
-            if not self._bad_key_logged:
-                self._bad_key_logged = True
+        self._retry = False
+        if exc.permanent:
+            # the same answer comes until a setting changes: say which, once, and ask again
+            # only at the normal interval (the operator may fix it without a restart of RIA)
+            seen = f"{exc.status}:{exc.code}"
+            if self._permanent_logged != seen:
+                self._permanent_logged = seen
+                what = "refused the API key" if exc.bad_key else "refused the request"
                 log.error(
-                    "poller: RIA refused the API key (%s): check RIA_API_KEY and RIA_USER_ID; "
-                    "the webhook keeps working",
+                    "poller: RIA %s (%s): %s; next try in %g min; the webhook keeps working",
+                    what,
                     exc.code or f"HTTP {exc.status}",
+                    exc.fix,
+                    self.interval_minutes,
                 )
             return
         if exc.rate_limited:
             log.warning("poller: RIA's rate limit reached; paused until the next hour")
             return
         self.failures += 1
+        self._retry = True
         log.warning("poller: %s (attempt %d); will retry with backoff", exc, self.failures)
 
     def retry_delay(self) -> float | None:
         """Seconds until a retry after a transient failure, or None for no extra retry."""
-        if not self.failures:
+        if not self._retry or not self.failures:
             return None
-        return min(60.0 * 2 ** (self.failures - 1), self.interval_minutes * 60 / 2)
+        doublings = min(self.failures - 1, MAX_BACKOFF_DOUBLINGS)
+        return min(60.0 * 2**doublings, self.interval_minutes * 60 / 2)
+
+    async def poll_and_retry(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> int | None:
+        """A scheduled poll. After a transient failure it retries with backoff, each retry
+        chained to the one before, until one works, the budget says no (every retry is a
+        budgeted `fetch`), or the next scheduled poll would come first: the chain ends before
+        it, so the scheduler never finds this job still running."""
+        started = self.clock()
+        next_poll = started + self.interval_minutes * 60
+        result = await self.poll_once()
+        while (delay := self.retry_delay()) is not None:
+            # a retry that could still be waiting for RIA when the next poll is due: leave it
+            # to that poll
+            if self.clock() + delay + (self.client.timeout.total or 0.0) >= next_poll:
+                break
+            await sleep(delay)
+            result = await self.poll_once()
+        return result
 
 
 class BudgetExceeded(Exception):

@@ -14,7 +14,11 @@ def record(
     )
 
 
-def count_since(db: sqlite_utils.Database, since: float) -> int:
-    return db.conn.execute("SELECT COUNT(*) FROM ria_requests WHERE at >= ?", (since,)).fetchone()[
-        0
-    ]
+def count_between(db: sqlite_utils.Database, since: float, until: float) -> int:
+    """Requests made in [since, until]. Rows after `until` were recorded while the clock was
+    ahead: they did not happen in this window, and counting them would block polling for as
+    long as they lie in the future."""
+    row = db.conn.execute(
+        "SELECT COUNT(*) FROM ria_requests WHERE at >= ? AND at <= ?", (since, until)
+    ).fetchone()
+    return int(row[0])

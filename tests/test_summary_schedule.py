@@ -64,12 +64,13 @@ def test_due_times_on_dst_days() -> None:
     def at(moment: datetime) -> list[Due]:
         return due(moment, summary_time=half_three, weekly=False, tz=KYIV)
 
-    # 2026-03-29: 03:30 does not exist; it comes at 04:30 EEST (01:30 UTC)
-    assert at(datetime(2026, 3, 29, 1, 29, 59, tzinfo=utc)) == []
-    assert at(datetime(2026, 3, 29, 1, 30, tzinfo=utc)) == [Due(DAILY, date(2026, 3, 29))]
+    # 2026-03-29: 03:30 does not exist; it comes at the end of the gap, 04:00 EEST (01:00 UTC)
+    assert at(datetime(2026, 3, 29, 0, 59, 59, tzinfo=utc)) == []
+    # (a summary as early as 03:30 reports the day before: see EARLY_SUMMARY)
+    assert at(datetime(2026, 3, 29, 1, 0, tzinfo=utc)) == [Due(DAILY, date(2026, 3, 28))]
     # 2026-10-25: 03:30 happens twice; the first (EEST, 00:30 UTC) counts
     assert at(datetime(2026, 10, 25, 0, 29, 59, tzinfo=utc)) == []
-    assert at(datetime(2026, 10, 25, 0, 30, tzinfo=utc)) == [Due(DAILY, date(2026, 10, 25))]
+    assert at(datetime(2026, 10, 25, 0, 30, tzinfo=utc)) == [Due(DAILY, date(2026, 10, 24))]
     # Monday 09:00 the week after the spring change is 06:00 UTC, not 07:00
     weekly = due(datetime(2026, 3, 30, 6, 0, tzinfo=utc), summary_time=None, weekly=True, tz=KYIV)
     assert weekly == [Due(WEEKLY, date(2026, 3, 23))]

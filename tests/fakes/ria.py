@@ -409,6 +409,8 @@ class FakeRia(FakeServer):
             return web.Response(
                 status=status, text=html, content_type="text/html", headers=self._rate_headers()
             )
+        if status == 400 and description is None:  # the gateway's answer to plain http://
+            return self._json(_error("HTTPS_REQUIRED", "Requests must be made over HTTPS."), 400)
         code = "INTERNAL_SERVER_ERROR" if status == 500 else f"HTTP_{status}"
         return self._json(_error(code, description or "Internal Server Error"), status)
 
