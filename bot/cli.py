@@ -55,7 +55,7 @@ def parse_date(text: str) -> date:
         if _ISO_DATE.fullmatch(word):
             return date.fromisoformat(word)
     except ValueError:
-        raise NoSuchDate(f'there is no such date: "{text}"') from None
+        raise NoSuchDate(f'there is no such day: "{text}"') from None
     raise ValueError(f'"{text}" is not a date ({DATE_FORMATS})')
 
 

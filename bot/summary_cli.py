@@ -44,8 +44,10 @@ def parse_when(text: str, today: date) -> tuple[str, date]:
 
     try:
         day = parse_date(word)
-    except NoSuchDate as exc:
-        raise UsageError(str(exc)) from None
+    except NoSuchDate:
+        raise UsageError(
+            f'"{text}" is not today, yesterday, week or a date (there is no such day)'
+        ) from None
     except ValueError:
         raise UsageError(
             f'"{text}" is not today, yesterday, week or a date ({DATE_FORMATS})'
