@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,7 @@ class Service:
         self.http_session: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
         self.channels: dict[str, Channel] = {}
+        self.summaries: SummaryScheduler | None = None
 
     async def answer(self, command: str, argument: str) -> commands.Reply:
         return await commands.answer(command, argument, store=self.store, tz=self.settings.tz)
@@ -329,24 +330,9 @@ class Service:
 
     async def _poll(self) -> None:
         assert self.poller is not None
-        try:
-            await self.poller.poll_once()
-        except asyncio.CancelledError:
-            return  # stopping (the scheduler cancels running jobs): the next start polls
-        delay = self.poller.retry_delay()
-        if delay is not None:
-            self.scheduler.add_job(
-                self._poll_retry,
-                "date",
-                id="poll-retry",
-                replace_existing=True,
-                run_date=_now(self.settings) + timedelta(seconds=delay),
-            )
-
-    async def _poll_retry(self) -> None:
-        assert self.poller is not None
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.poller.poll_once()
+        # retries after a transient failure are chained inside, ending before the next poll
+        with contextlib.suppress(asyncio.CancelledError):  # stopping: the next start polls
+            await self.poller.poll_and_retry()
 
     @staticmethod
     def _bound_port(site: web.TCPSite) -> int:
@@ -395,6 +381,8 @@ class Service:
             await _bounded(self.runner.cleanup(), left(1.5), "http server")
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.summaries is not None:  # its background poll uses the session and database
+            await _bounded(self.summaries.close(), left(1.0), "summary reconciliation")
         if self.http_session is not None:
             await _bounded(self.http_session.close(), left(), "http client")
         if self.dispatcher is None:
