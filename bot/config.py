@@ -402,6 +402,8 @@ def database_problem(path: str, exc: BaseException) -> str:
         reason = str(exc)
     if "locked" in reason:
         todo = "another ria-calls-bot may be using it: stop that one, or use another file"
+    elif "full" in reason:
+        todo = "free some space on that disk, or set it to a file on another one"
     else:
         todo = "set it to a file in a folder this user can create and write"
     return f"DATABASE_PATH: cannot open {where} ({reason}); {todo}"
