@@ -119,6 +119,7 @@ DECEMBER = datetime(2026, 12, 1, tzinfo=KYIV)  # 31 plain days
     ("quota", "interval", "first"),
     [(q, i, MARCH) for q in (30, 100, 1000) for i in (1, 15, 60)]
     + [(q, 60, DECEMBER) for q in (30, 100, 1000)],
+    ids=lambda v: f"{v:%B}" if isinstance(v, datetime) else str(v),
 )
 def test_the_budget_leaves_requests_for_the_last_day(
     tmp_path: Path, quota: int, interval: int, first: datetime
