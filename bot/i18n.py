@@ -1,8 +1,11 @@
 """Message catalogue: Ukrainian (default) and English.
 
 Plural forms are avoided by wording ("Дзвінків: 4", not "4 дзвінки"), so no plural rules
-are needed. Templates hold no markup and none of the characters the output formats treat
-specially (& < > * _ ` ~): bot/render escapes the values it fills in and adds the markup.
+are needed. A status has two forms: one call's ("клієнт поклав слухавку", status_*) and the
+label of a count, worded to agree with any number ("скасовано: 2", count_*).
+
+Templates hold no markup and none of the characters the output formats treat specially
+(& < > * _ ` ~): bot/render escapes the values it fills in and adds the markup.
 """
 
 from __future__ import annotations
