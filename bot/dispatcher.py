@@ -17,15 +17,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import render
+from bot.backlog import Backlog
 from bot.channels.base import Channel, DeliveryError, Slot, acquire
+from bot.coalesce import split_coalesced as _split_coalesced
 from bot.summary import payload_image
 from storage import outbox
-from storage.calls import Call
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
 
@@ -40,11 +41,6 @@ BACKOFF_MAX_S = 60.0
 MAX_AGE_S = 24 * 3600.0  # a message not delivered in a day is marked failed
 RECENT_S = 60.0  # the longest rate-limit window: sends this recent still count
 STORE_RETRY_S = (0.5, 30.0)  # first and longest wait when the database refuses a write
-# At most this many outbox rows per target are held in memory; a longer backlog (a restart
-# after an afternoon without Telegram, a live outage) stays in the database and is read a
-# page at a time as the messages before it go out, so memory stays bounded however long.
-PAGE = 500
-REFILL_AT = PAGE // 2
 
 
 def backoff(attempts: int) -> float:
@@ -57,59 +53,28 @@ class TargetWorker:
         self.d = dispatcher
         self.target = target
         self.channel = channel
-        self.queue: dict[int, OutboxItem] = {}  # by outbox id, oldest first
+        # the rows this worker holds; a longer backlog waits in the database (bot/backlog)
+        self.backlog = Backlog(dispatcher.store, target)
+        self.queue = self.backlog.items
         self.wake = asyncio.Event()
         self.not_before = 0.0  # wall clock: the platform asked us to wait (429)
         self.sending = False
         self.sent = 0
         self.last_error: str | None = None
         self.task: asyncio.Task[None] | None = None
-        # Paging: `in_db` says rows of this target may wait in the database that are not in
-        # `queue`; pages are read in id order, contiguous, and `paged_to` is the last id read,
-        # so a row at or below it is known (in `queue`, or already sent or failed).
-        self.in_db = False
-        self.paged_to = 0
-        self._skipped = False  # a row was left to the next page while a page was read
         self.failures = 0  # consecutive failed sends (transient), for the log's level
         self.picture_refused = False  # logged once per target
 
     def add(self, items: list[OutboxItem]) -> None:
-        """Take new rows, unless they must wait in the database for a page (memory bound);
-        a row that a page already read is never taken again (that would send it twice)."""
-        for item in items:
-            if item.id is None or item.id <= self.paged_to or item.id in self.queue:
-                continue
-            if not self.in_db and len(self.queue) >= PAGE:
-                self.in_db = True
-            if self.in_db:
-                self._skipped = True  # the next page reads it from the database
-                continue
-            self.queue[item.id] = item
+        self.backlog.add(items)
         self.wake.set()
 
     def backlog_from(self, first_id: int) -> None:
-        """Rows from `first_id` on wait in the database (found at start): page them in."""
-        self.in_db = True
-        self.paged_to = min(self.paged_to, first_id - 1) if self.paged_to else first_id - 1
+        self.backlog.from_db(first_id)
         self.wake.set()
 
     def needs_page(self) -> bool:
-        return self.in_db and len(self.queue) < REFILL_AT
-
-    async def _page(self) -> None:
-        """Read the next page of this target's pending rows (oldest first) into `queue`."""
-        self._skipped = False
-        want = PAGE - len(self.queue)
-        items = await self.d.store.run(
-            outbox.pending, self.target, after_id=self.paged_to, limit=want
-        )
-        for item in items:
-            if item.id is not None:
-                self.queue.setdefault(item.id, item)
-        if items and items[-1].id is not None:
-            self.paged_to = max(self.paged_to, items[-1].id)
-        if len(items) < want and not self._skipped:
-            self.in_db = False  # all read; what comes next arrives through add()
+        return self.backlog.needs_page()
 
     def due(self, now: float) -> list[OutboxItem]:
         if now < self.not_before:
@@ -133,7 +98,7 @@ class TargetWorker:
 
     async def _step(self) -> None:
         if self.needs_page():
-            await self._page()
+            await self.backlog.page()
         now = self.d.clock()
         due = self.due(now)
         if not due:
@@ -344,49 +309,6 @@ class TargetWorker:
         await self._store(outbox.reschedule, [i.id for i in retry], now + delay, error)
 
 
-def _split_coalesced(
-    items: list[OutboxItem], fmt: str, lang: str, tz: ZoneInfo, limit: int
-) -> list[tuple[list[OutboxItem], str]]:
-    """Consecutive runs of items, each as long as still fits one message."""
-    parts: list[tuple[list[OutboxItem], str]] = []
-    rest = items
-    while rest:
-        calls = [item.call for item in rest if item.call is not None]
-        # the longest prefix that renders as one message: double the prefix while it fits,
-        # then binary search the last step, so a part costs renders in proportion to its own
-        # size, not the backlog's (a binary search over the whole backlog for every part was
-        # quadratic: 3,000 waiting alerts held the event loop for 4 s)
-        low, text = 1, render.coalesced(calls[:1], fmt, lang, tz, limit)[0]
-        high = len(rest)  # the longest prefix not yet known to be too long
-        probe = 2
-        while low < high:
-            size = min(probe, high)
-            fitted = _one_message(calls[:size], fmt, lang, tz, limit)
-            if fitted is None:
-                high = size - 1
-                break
-            low, text = size, fitted
-            probe = size * 2
-        while low < high:
-            mid = (low + high + 1) // 2
-            fitted = _one_message(calls[:mid], fmt, lang, tz, limit)
-            if fitted is None:
-                high = mid - 1
-            else:
-                low, text = mid, fitted
-        parts.append((rest[:low], text))
-        rest = rest[low:]
-    return parts
-
-
-def _one_message(
-    calls: Sequence[Call], fmt: str, lang: str, tz: ZoneInfo, limit: int
-) -> str | None:
-    """The coalesced message for `calls` if it fits in one, else None."""
-    texts = render.coalesced(calls, fmt, lang, tz, limit)
-    return texts[0] if len(texts) == 1 else None
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -507,7 +429,7 @@ class Dispatcher:
         return {
             str(t): {
                 "queued": len(w.queue),
-                "more_in_database": w.in_db,
+                "more_in_database": w.backlog.in_db,
                 "sent": w.sent,
                 "last_error": w.last_error,
             }

@@ -103,7 +103,7 @@ async def test_memory_holds_one_page_per_target_and_new_rows_wait_their_turn(
 ) -> None:
     """A long live outage: rows past the page stay in the database (bounded memory) and
     still all go out once Telegram answers, each caller exactly once."""
-    from bot import dispatcher as module
+    from bot import backlog as module
 
     total = module.PAGE * 2 + 17
     ids = list(range(1, total + 1))
@@ -112,12 +112,12 @@ async def test_memory_holds_one_page_per_target_and_new_rows_wait_their_turn(
         for start in range(0, total, 100):
             await r.missed(*ids[start : start + 100])
         worker = r.dispatcher.workers[Target("telegram", PRIVATE)]
-        assert len(worker.queue) <= module.PAGE and worker.in_db
+        assert len(worker.queue) <= module.PAGE and worker.backlog.in_db
         telegram.mode = "ok"
         texts = lambda: texts_for(telegram, PRIVATE)  # noqa: E731
         await until(lambda: all(mentions(texts(), ids).values()), 90, "every caller", step=0.5)
         assert await r.dispatcher.flush(10)
-        assert len(worker.queue) == 0 and not worker.in_db
+        assert len(worker.queue) == 0 and not worker.backlog.in_db
         rows = await r.rows("SELECT state, COUNT(*) FROM outbox GROUP BY state")
     assert set(mentions(texts_for(telegram, PRIVATE), ids).values()) == {1}
     assert rows == [("sent", total)]
