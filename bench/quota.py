@@ -22,8 +22,8 @@ import aiohttp
 
 from bench.report import Row
 from handlers.intake import Intake
-from handlers.ria_api import RiaClient
-from handlers.ria_poller import HOURLY_CAP, RiaPoller, requests_per_month
+from handlers.ria.api import RiaClient
+from handlers.ria.poller import HOURLY_CAP, RiaPoller, requests_per_month
 from storage.db import Store
 from storage.outbox import Target
 from tests.fakes.ria import DEFAULT_API_KEY, DEFAULT_USER_ID, FakeRia

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from bench.gen_calls import generate
 from bench.report import Row, fmt_ms
-from bot import render
-from handlers import commands
-from handlers.periods import parse_period
+from bot.delivery import render
+from handlers.chat import commands
+from handlers.chat.periods import parse_period
 from storage.db import Store
 from storage.stats import missed_report, period_stats
 

@@ -148,9 +148,10 @@ def _time(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
 
 
 def measure(path: Path, runs: int) -> dict[str, Any]:
-    from bot import chart, summary_text
-    from bot.render import FORMATS
-    from bot.summary import DAILY, WEEKLY, build
+    from bot.delivery.render import FORMATS
+    from bot.summary import chart
+    from bot.summary import text as summary_text
+    from bot.summary.build import DAILY, WEEKLY, build
     from storage.db import connect
 
     db: sqlite_utils.Database = connect(path)

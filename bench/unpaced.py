@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from bot.channels.base import RateLimit
-from bot.channels.telegram import TelegramChannel
 from bot.cli import main
+from bot.delivery.channels.base import RateLimit
+from bot.delivery.channels.telegram import TelegramChannel
 
 
 def _no_limits(self: TelegramChannel, target: str) -> list[RateLimit]:

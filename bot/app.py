@@ -25,24 +25,25 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import i18n, render
-from bot.channels.base import Channel
-from bot.channels.console import ConsoleChannel
-from bot.channels.slack import SlackChannel, build_client
-from bot.channels.slack import message as slack_message
-from bot.channels.telegram import TelegramChannel, build_application
+from bot import i18n
 from bot.config import ConfigError, Settings, database_problem, listen_problem
-from bot.dispatcher import Dispatcher
+from bot.delivery import render
+from bot.delivery.channels.base import Channel
+from bot.delivery.channels.console import ConsoleChannel
+from bot.delivery.channels.slack import SlackChannel, build_client
+from bot.delivery.channels.slack import message as slack_message
+from bot.delivery.channels.telegram import TelegramChannel, build_application
+from bot.delivery.dispatcher import Dispatcher
 from bot.logs import REDACT
-from bot.summary_schedule import SummaryScheduler
-from handlers import commands
+from bot.summary.schedule import SummaryScheduler
+from handlers.chat import commands
+from handlers.chat.slack import register as register_slack
+from handlers.chat.telegram import COMMANDS, register
 from handlers.health import Health
 from handlers.intake import Intake
-from handlers.ria_api import RiaClient
-from handlers.ria_poller import RiaPoller
-from handlers.ria_webhook import RiaWebhook
-from handlers.slack_commands import register as register_slack
-from handlers.telegram_commands import COMMANDS, register
+from handlers.ria.api import RiaClient
+from handlers.ria.poller import RiaPoller
+from handlers.ria.webhook import RiaWebhook
 from storage import meta, retention
 from storage.db import Store
 

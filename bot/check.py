@@ -11,14 +11,14 @@ import aiohttp
 import sqlite_utils
 
 from bot.app import make_channels, webhook_secret
-from bot.channels.slack import FAILURES, SlackChannel, describe, error_code
-from bot.channels.telegram import TelegramChannel, chat_id
 from bot.config import Settings
-from bot.dispatcher import Dispatcher
+from bot.delivery.channels.slack import FAILURES, SlackChannel, describe, error_code
+from bot.delivery.channels.telegram import TelegramChannel, chat_id
+from bot.delivery.dispatcher import Dispatcher
 from bot.logs import REDACT, REDACTED
 from handlers.intake import Intake
-from handlers.ria_api import RiaApiError, RiaClient
-from handlers.ria_poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
+from handlers.ria.api import RiaApiError, RiaClient
+from handlers.ria.poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
 from storage import meta, outbox
 from storage.db import Store
 from storage.outbox import OutboxItem
@@ -238,7 +238,7 @@ async def _check_slack(s: Settings, slack: SlackChannel, report: Report) -> None
 
 async def send_test(settings: Settings, timeout: float = 30.0) -> int:
     """Send a test message to every target now, or not at all (see deliver_now)."""
-    from bot import render
+    from bot.delivery import render
 
     s = settings
     store = Store(s.database_path)

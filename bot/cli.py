@@ -183,7 +183,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
         if command in ("stats", "missed"):
             return asyncio.run(print_answer(settings, command, " ".join(args.period)))
         if command == "summary":
-            from bot.summary_cli import run as summary
+            from bot.summary.cli import run as summary
 
             return asyncio.run(
                 summary(
@@ -272,8 +272,8 @@ def reveal(text: str) -> None:
 
 
 async def print_answer(settings: Settings, command: str, argument: str) -> int:
-    from bot import render
-    from handlers import commands
+    from bot.delivery import render
+    from handlers.chat import commands
     from storage.db import Store
 
     store = Store(settings.database_path, create=False)
@@ -294,9 +294,9 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
     import aiohttp
 
     from handlers.intake import Intake
-    from handlers.ria_api import RiaApiError, RiaClient
-    from handlers.ria_poller import BudgetExceeded, RiaPoller
-    from handlers.ria_records import parse_records
+    from handlers.ria.api import RiaApiError, RiaClient
+    from handlers.ria.poller import BudgetExceeded, RiaPoller
+    from handlers.ria.records import parse_records
     from storage.db import Store
     from storage.outbox import OutboxItem
 

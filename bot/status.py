@@ -26,7 +26,7 @@ import sqlite_utils
 from bot.config import Settings
 from bot.logs import REDACT
 from handlers.health import STATE_KEY
-from handlers.ria_poller import HOURLY_CAP, check_budget
+from handlers.ria.poller import HOURLY_CAP, check_budget
 from storage.outbox import Target
 
 NO_DATABASE = "no database at {path} (set DATABASE_PATH, or run from the folder that has your .env)"

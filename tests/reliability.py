@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.channels.telegram import TelegramChannel, build_application
-from bot.dispatcher import Dispatcher
+from bot.delivery.channels.telegram import TelegramChannel, build_application
+from bot.delivery.dispatcher import Dispatcher
 from handlers.intake import Intake
-from handlers.ria_records import parse_record, to_e164
+from handlers.ria.records import parse_record, to_e164
 from storage.db import Store
 from storage.outbox import Target
 from tests.conftest import TG_TOKEN

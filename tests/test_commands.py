@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.commands import (
+from handlers.chat.commands import (
     ErrorReply,
     HelpReply,
     MissedReply,

@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from handlers.ria_records import to_e164
+from handlers.ria.records import to_e164
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN
 from tests.fakes.ria import KYIV, SAMPLE, FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram

@@ -12,15 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from bot import i18n, summary_text
-from bot.channels.slack import MAX_BLOCKS, SECTION_LIMIT
-from bot.channels.slack import message as slack_message
-from bot.channels.telegram import CAPTION_LIMIT
-from bot.render import alert, coalesced, message_length, reply
-from bot.summary import DAILY, WEEKLY, build
-from handlers.commands import MissedReply, StatsReply
-from handlers.periods import PeriodError, parse_day, parse_period
-from handlers.ria_records import parse_record, parse_records
+from bot import i18n
+from bot.delivery.channels.slack import MAX_BLOCKS, SECTION_LIMIT
+from bot.delivery.channels.slack import message as slack_message
+from bot.delivery.channels.telegram import CAPTION_LIMIT
+from bot.delivery.render import alert, coalesced, message_length, reply
+from bot.summary import text as summary_text
+from bot.summary.build import DAILY, WEEKLY, build
+from handlers.chat.commands import MissedReply, StatsReply
+from handlers.chat.periods import PeriodError, parse_day, parse_period
+from handlers.ria.records import parse_record, parse_records
 from storage.calls import Call, ingest
 from storage.db import connect
 from storage.stats import ManagerLine, PeriodStats, missed_report, period_stats
@@ -83,7 +84,7 @@ def check_telegram(text: str, *, caption: bool = False) -> None:
     parsed, _ = parse_html(text)
     assert utf16_len(parsed) <= TELEGRAM_LIMIT, utf16_len(parsed)
     if caption:
-        # bot/channels/telegram: the whole text as the caption, else its first line
+        # bot/delivery/channels/telegram: the whole text as the caption, else its first line
         first = text if message_length(text) <= CAPTION_LIMIT else text.split("\n", 1)[0]
         assert message_length(first) <= CAPTION_LIMIT
 

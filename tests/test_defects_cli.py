@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from handlers.ria_records import to_e164
+from handlers.ria.records import to_e164
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import KYIV, FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram

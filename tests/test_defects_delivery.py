@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram import TelegramChannel, build_application, unreachable
-from bot.dispatcher import Dispatcher
+from bot.delivery.channels.telegram import TelegramChannel, build_application, unreachable
+from bot.delivery.dispatcher import Dispatcher
 from storage import outbox
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
@@ -103,7 +103,7 @@ async def test_memory_holds_one_page_per_target_and_new_rows_wait_their_turn(
 ) -> None:
     """A long live outage: rows past the page stay in the database (bounded memory) and
     still all go out once Telegram answers, each caller exactly once."""
-    from bot import backlog as module
+    from bot.delivery import backlog as module
 
     total = module.PAGE * 2 + 17
     ids = list(range(1, total + 1))
@@ -202,7 +202,7 @@ async def test_telegram_unreachable_names_the_host_warns_once_and_says_when_it_i
         return [
             e
             for e in log_entries(service.stderr())
-            if e["logger"] == "bot.channels.telegram" and "cannot reach" in e["message"]
+            if e["logger"] == "bot.delivery.channels.telegram" and "cannot reach" in e["message"]
         ]
 
     await until(lambda: len(unreachable_lines()) >= 3, 20, "three failed connection attempts")

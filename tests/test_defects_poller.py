@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from bot import chart
-from bot.summary import DAILY
-from bot.summary_schedule import Due, SummaryScheduler, due, local_at
+from bot.summary import chart
+from bot.summary.build import DAILY
+from bot.summary.schedule import Due, SummaryScheduler, due, local_at
 from handlers.intake import Intake
-from handlers.ria_api import RiaClient
-from handlers.ria_poller import HOURLY_CAP, RiaPoller, check_budget
+from handlers.ria.api import RiaClient
+from handlers.ria.poller import HOURLY_CAP, RiaPoller, check_budget
 from storage import ria_requests
 from storage.db import Store, connect
 from storage.outbox import OutboxItem, Target
@@ -220,7 +220,7 @@ async def test_permanent_answers_are_logged_once_and_not_retried(
     setting: str,
 ) -> None:
     clock, ria, store, make = env
-    caplog.set_level(logging.INFO, "handlers.ria_poller")
+    caplog.set_level(logging.INFO, "handlers.ria.poller")
     if answer == "https":
         ria.fail_next(3, status=400)  # the gateway's HTTPS_REQUIRED
         poller = make(interval=60)

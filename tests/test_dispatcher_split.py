@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import render
-from bot.dispatcher import _split_coalesced
-from handlers.ria_records import parse_records
+from bot.delivery import render
+from bot.delivery.dispatcher import _split_coalesced
+from handlers.ria.records import parse_records
 from storage.outbox import OutboxItem, Target
 from tests.fakes.ria import make_call
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.ria_records import to_e164
+from handlers.ria.records import to_e164
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, SAMPLE, FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import render
-from handlers import commands
-from handlers.periods import PeriodError, parse_period
-from handlers.ria_records import MAX_RECORDS, RecordError, decode_body, parse_records
+from bot.delivery import render
+from handlers.chat import commands
+from handlers.chat.periods import PeriodError, parse_period
+from handlers.ria.records import MAX_RECORDS, RecordError, decode_body, parse_records
 from storage.calls import Call, raw_json
 from storage.db import Store
 from tests.fakes.ria import make_call

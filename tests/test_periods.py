@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.periods import MAX_DAYS, Period, PeriodError, parse_period
+from handlers.chat.periods import MAX_DAYS, Period, PeriodError, parse_period
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=KYIV)  # a Saturday; Kyiv is UTC+2 in winter

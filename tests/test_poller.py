@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from handlers.intake import Intake
-from handlers.ria_api import RiaApiError, RiaClient
-from handlers.ria_poller import HOURLY_CAP, BudgetExceeded, RiaPoller, requests_per_month
+from handlers.ria.api import RiaApiError, RiaClient
+from handlers.ria.poller import HOURLY_CAP, BudgetExceeded, RiaPoller, requests_per_month
 from storage.db import Store
 from storage.outbox import Target
 from tests.fakes.ria import DEFAULT_API_KEY, DEFAULT_USER_ID, KYIV, FakeRia, make_call

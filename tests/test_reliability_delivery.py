@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import dispatcher as dispatcher_module
-from bot import render
-from bot.channels.base import RateLimit, acquire
-from bot.dispatcher import BACKOFF_MAX_S, backoff
+from bot.delivery import dispatcher as dispatcher_module
+from bot.delivery import render
+from bot.delivery.channels.base import RateLimit, acquire
+from bot.delivery.dispatcher import BACKOFF_MAX_S, backoff
 from storage import outbox
 from storage.outbox import Target
 from tests.fakes.telegram import FakeTelegram

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
-from handlers.ria_records import parse_record
+from handlers.ria.records import parse_record
 from storage import outbox, rejected
 from storage.calls import ingest
 from storage.db import connect

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import render
-from bot.render import FORMATS, alert, coalesced, format_phone, message_length, reply
-from handlers.commands import ErrorReply, HelpReply, MissedReply, StatsReply
-from handlers.periods import parse_period
+from bot.delivery import render
+from bot.delivery.render import FORMATS, alert, coalesced, format_phone, message_length, reply
+from handlers.chat.commands import ErrorReply, HelpReply, MissedReply, StatsReply
+from handlers.chat.periods import parse_period
 from storage.calls import Call
 from storage.stats import ManagerLine, MissedCaller, PeriodStats
 

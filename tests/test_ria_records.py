@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.ria_records import (
+from handlers.ria.records import (
     MAX_RECORDS,
     RecordError,
     TooManyRecords,

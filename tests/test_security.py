@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot import i18n, logs
-from bot.channels.telegram import SECRET_HEADER, TelegramChannel, build_application
+from bot.delivery.channels.telegram import SECRET_HEADER, TelegramChannel, build_application
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN, telegram_env
 from tests.fakes.ria import FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
@@ -198,7 +198,7 @@ async def test_telegram_webhook_needs_the_secret_in_path_and_header(
 
 def test_secrets_are_compared_in_constant_time() -> None:
     """Both webhooks compare their secret with hmac.compare_digest, never ==."""
-    for module in ("handlers/ria_webhook.py", "bot/channels/telegram.py"):
+    for module in ("handlers/ria/webhook.py", "bot/delivery/channels/telegram.py"):
         source = (ROOT / module).read_text()
         assert "hmac.compare_digest(" in source, module
         tree = ast.parse(source)

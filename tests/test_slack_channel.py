@@ -12,18 +12,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import render
-from bot.channels.base import DeliveryError, acquire
-from bot.channels.slack import (
+from bot.delivery import render
+from bot.delivery.channels.base import DeliveryError, acquire
+from bot.delivery.channels.slack import (
     SECTION_LIMIT,
     SlackChannel,
     build_client,
     fallback_text,
     section_blocks,
 )
-from bot.channels.telegram import TelegramChannel, build_application
-from bot.dispatcher import Dispatcher
-from handlers.ria_records import parse_record
+from bot.delivery.channels.telegram import TelegramChannel, build_application
+from bot.delivery.dispatcher import Dispatcher
+from handlers.ria.records import parse_record
 from storage.calls import ingest
 from storage.db import Store
 from storage.outbox import Target
@@ -235,7 +235,7 @@ async def test_a_refused_token_is_one_clear_error(
     slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     channel = channel_for(slack, token="xoxb-1-2-wrong")
-    with caplog.at_level(logging.ERROR, logger="bot.channels.slack"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.channels.slack"):
         await channel._connect()
     assert not channel.connected
     assert "SLACK_BOT_TOKEN was refused by Slack (invalid_auth)" in caplog.text
@@ -261,7 +261,7 @@ async def test_socket_mode_with_a_wrong_app_token_keeps_alerts(
     slack: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
     channel = channel_for(slack, app_token="xapp-1-A1-2-wrong")
-    with caplog.at_level(logging.ERROR, logger="bot.channels.slack"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.channels.slack"):
         await channel._connect()
     assert "SLACK_APP_TOKEN was refused by Slack (invalid_auth)" in caplog.text
     assert slack.socket_connections == 0

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.channels.slack import SlackChannel, build_client, message
-from handlers.commands import HelpReply, Reply
-from handlers.slack_commands import command_word, register
+from bot.delivery.channels.slack import SlackChannel, build_client, message
+from handlers.chat.commands import HelpReply, Reply
+from handlers.chat.slack import command_word, register
 from tests.fakes.slack import (
     BOT_USER_ID,
     DEFAULT_APP_TOKEN,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from handlers.ria_records import to_e164
+from handlers.ria.records import to_e164
 from tests.conftest import GROUP, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, SAMPLE
 from tests.fakes.slack import (

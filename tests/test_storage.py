@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from handlers.intake import Intake
-from handlers.ria_records import parse_record
+from handlers.ria.records import parse_record
 from storage import meta, outbox
 from storage.calls import get_call, ingest
 from storage.db import Store, connect

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 
-from bot import summary_text
-from bot.summary import (
+from bot.summary import text as summary_text
+from bot.summary.build import (
     DAILY,
     WEEKLY,
     Bucket,
@@ -25,7 +25,7 @@ from bot.summary import (
     period_for,
     week_earlier,
 )
-from bot.summary_text import count_delta, rate_delta, text, time_delta
+from bot.summary.text import count_delta, rate_delta, text, time_delta
 from storage.calls import Call, ingest
 from storage.db import connect
 from storage.outbox import OutboxItem, Target

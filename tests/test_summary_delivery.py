@@ -17,13 +17,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import chart, summary_text
-from bot.channels.base import DeliveryError, RateLimit
-from bot.channels.console import ConsoleChannel
-from bot.channels.telegram import CAPTION_LIMIT, TelegramChannel, build_application
-from bot.dispatcher import Dispatcher
-from bot.summary import DAILY, WEEKLY, build
-from bot.summary_schedule import draw_chart, summary_items
+from bot.delivery.channels.base import DeliveryError, RateLimit
+from bot.delivery.channels.console import ConsoleChannel
+from bot.delivery.channels.telegram import CAPTION_LIMIT, TelegramChannel, build_application
+from bot.delivery.dispatcher import Dispatcher
+from bot.summary import chart
+from bot.summary import text as summary_text
+from bot.summary.build import DAILY, WEEKLY, build
+from bot.summary.schedule import draw_chart, summary_items
 from storage import outbox
 from storage.db import Store, connect
 from storage.outbox import OutboxItem, Target
@@ -93,7 +94,7 @@ async def test_without_matplotlib_the_summary_goes_without_a_chart_logged_once(
     store = Store(fixture_db)
     await store.open()
     try:
-        with caplog.at_level(logging.WARNING, logger="bot.chart"):
+        with caplog.at_level(logging.WARNING, logger="bot.summary.chart"):
             for _ in range(2):
                 _, items = await summary_items(
                     store,

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import chart
-from bot.summary import DAILY, WEEKLY
-from bot.summary_schedule import Due, SummaryScheduler, due
+from bot.summary import chart
+from bot.summary.build import DAILY, WEEKLY
+from bot.summary.schedule import Due, SummaryScheduler, due
 from storage.calls import Call
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
@@ -247,7 +247,7 @@ async def test_failing_ticks_do_not_spend_a_ria_request_each_minute(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in building")
 
-    monkeypatch.setattr("bot.summary_schedule.summary_items", broken)
+    monkeypatch.setattr("bot.summary.schedule.summary_items", broken)
     for minute in range(10):
         clock.set(kyiv(2026, 11, 25, 20, minute))
         poller.last_ok = None  # as if each poll had failed
@@ -316,7 +316,7 @@ async def test_schedule_adds_one_job_that_runs_now(store: Store) -> None:
 
 
 def test_cli_argument() -> None:
-    from bot.summary_cli import UsageError, parse_when
+    from bot.summary.cli import UsageError, parse_when
 
     today = date(2026, 11, 28)  # a Saturday
     assert parse_when("", today) == (DAILY, today)

@@ -31,9 +31,10 @@ from datetime import time as clock_time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot import chart, summary_text
-from bot.render import FORMATS
-from bot.summary import DAILY, WEEKLY, Summary, build, payload
+from bot.delivery.render import FORMATS
+from bot.summary import chart
+from bot.summary import text as summary_text
+from bot.summary.build import DAILY, WEEKLY, Summary, build, payload
 from storage import outbox
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from bot.config import Settings
-    from handlers.ria_poller import RiaPoller
+    from handlers.ria.poller import RiaPoller
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from bot import chart, summary_text
 from bot.config import Settings
-from bot.summary import DAILY, WEEKLY, build, monday_of, payload_image
-from bot.summary_schedule import draw_chart, summary_items
+from bot.summary import chart
+from bot.summary import text as summary_text
+from bot.summary.build import DAILY, WEEKLY, build, monday_of, payload_image
+from bot.summary.schedule import draw_chart, summary_items
 from storage import outbox
 from storage.db import Store
 from storage.outbox import Target

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers.periods import Period, PeriodError, parse_period
+from handlers.chat.periods import Period, PeriodError, parse_period
 from storage.db import Store
 from storage.stats import MissedCaller, PeriodStats, missed_report, period_stats
 

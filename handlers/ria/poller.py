@@ -25,8 +25,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.intake import Intake
-from handlers.ria_api import RiaApiError, RiaClient
-from handlers.ria_records import parse_records
+from handlers.ria.api import RiaApiError, RiaClient
+from handlers.ria.records import parse_records
 from storage import rejected, ria_requests
 from storage.db import Store
 

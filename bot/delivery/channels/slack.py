@@ -27,7 +27,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.channels.base import DeliveryError, RateLimit, acquire, send_paced
+from bot.delivery.channels.base import DeliveryError, RateLimit, acquire, send_paced
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from handlers.commands import Reply, split_command
+from handlers.chat.commands import Reply, split_command
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.commands import Reply, is_command, split_command
+from handlers.chat.commands import Reply, is_command, split_command
 
 log = logging.getLogger(__name__)
 

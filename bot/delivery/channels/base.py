@@ -136,7 +136,7 @@ async def send_paced(
 
 class Channel(Protocol):
     name: str  # telegram | slack | console
-    fmt: str  # html | mrkdwn | text, for bot.render
+    fmt: str  # html | mrkdwn | text, for bot.delivery.render
     text_limit: int  # longest message the platform takes
 
     async def notify(self, target: str, text: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from handlers.periods import Period, period_of
+from handlers.chat.periods import Period, period_of
 from storage import summary as sql
 from storage.outbox import OutboxItem
 from storage.stats import MissedReport, PeriodStats, missed_report, period_stats

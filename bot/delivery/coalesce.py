@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from bot import render
+from bot.delivery import render
 from storage.calls import Call
 from storage.outbox import OutboxItem
 

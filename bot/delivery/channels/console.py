@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.channels.base import RateLimit
+from bot.delivery.channels.base import RateLimit
 
 
 class ConsoleChannel:

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 from bot import i18n
 from bot.i18n import t
-from handlers.commands import ErrorReply, HelpReply, MissedReply, Reply, StatsReply
-from handlers.periods import MAX_DAYS, Period, today_in
-from handlers.ria_records import phone_forms
+from handlers.chat.commands import ErrorReply, HelpReply, MissedReply, Reply, StatsReply
+from handlers.chat.periods import MAX_DAYS, Period, today_in
+from handlers.ria.records import phone_forms
 from storage.calls import Call
 from storage.stats import ANSWER, PeriodStats
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from handlers.intake import Intake
-from handlers.ria_records import (
+from handlers.ria.records import (
     RecordError,
     TooManyRecords,
     clean_text,

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import render
-from bot.backlog import Backlog
-from bot.channels.base import Channel, DeliveryError, Slot, acquire
-from bot.coalesce import split_coalesced as _split_coalesced
-from bot.summary import payload_image
+from bot.delivery import render
+from bot.delivery.backlog import Backlog
+from bot.delivery.channels.base import Channel, DeliveryError, Slot, acquire
+from bot.delivery.coalesce import split_coalesced as _split_coalesced
+from bot.summary.build import payload_image
 from storage import outbox
 from storage.db import Store
 from storage.outbox import OutboxItem, Target

@@ -34,7 +34,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.channels.base import DeliveryError, RateLimit, send_paced
+from bot.delivery.channels.base import DeliveryError, RateLimit, send_paced
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import i18n
-from bot.chart import ChartData
-from bot.i18n import t
-from bot.render import (
+from bot.delivery.render import (
     _breakdown,
     _caller,
     _clip,
@@ -26,8 +24,10 @@ from bot.render import (
     manager_lines,
     period_label,
 )
-from bot.summary import DAILY, WEEKLY, Summary
-from handlers.periods import Period
+from bot.i18n import t
+from bot.summary.build import DAILY, WEEKLY, Summary
+from bot.summary.chart import ChartData
+from handlers.chat.periods import Period
 from storage.stats import ANSWER, PeriodStats
 
 UP, DOWN, SAME = "▲", "▼", "="

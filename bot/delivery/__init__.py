@@ -1,0 +1,1 @@
+"""Delivery: the outbox dispatcher's stages, rendering, and one sender per channel."""

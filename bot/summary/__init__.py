@@ -1,0 +1,1 @@
+"""Daily and weekly summaries: schedule, build, text, chart, and the CLI command."""

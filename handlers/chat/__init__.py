@@ -1,0 +1,1 @@
+"""Chat commands: platform-neutral answers and periods, Telegram and Slack adapters."""

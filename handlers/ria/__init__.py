@@ -1,0 +1,1 @@
+"""RIA: the webhook, the calls_stat poller and client, and the one record parser."""
