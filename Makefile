@@ -38,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/ria-calls-bot run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-container: $(STAMP)
 	$(BIN)/python -m pytest -q -m container
@@ -51,6 +51,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
