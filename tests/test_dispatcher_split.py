@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.delivery import render
-from bot.delivery.dispatcher import _split_coalesced
+from bot.delivery.coalesce import split_coalesced as _split_coalesced
 from handlers.ria.records import parse_records
 from storage.outbox import OutboxItem, Target
 from tests.fakes.ria import make_call

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.delivery import render
+from bot.delivery import markup, render
 from bot.delivery.render import FORMATS, alert, coalesced, format_phone, message_length, reply
 from handlers.chat.commands import ErrorReply, HelpReply, MissedReply, StatsReply
 from handlers.chat.periods import parse_period
@@ -417,4 +417,4 @@ def test_unknown_format() -> None:
 
 
 def test_html_escape_is_stdlib() -> None:
-    assert render._Html().esc(NASTY) == html.escape(NASTY)
+    assert markup.Html().esc(NASTY) == html.escape(NASTY)

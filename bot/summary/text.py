@@ -1,4 +1,4 @@
-"""A Summary as a message, in the formats of bot/render ("html", "mrkdwn", "text").
+"""A Summary as a message, in the formats of bot/delivery/render ("html", "mrkdwn", "text").
 
 Each key figure carries its change against the same window a week earlier: "(▲ 3)",
 "(▼ 1)", "(=)"; rates in percentage points, times as durations. The lists are capped
@@ -11,24 +11,26 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import i18n
-from bot.delivery.render import (
-    _breakdown,
-    _caller,
-    _clip,
-    _fmt,
-    _Format,
-    _Markup,
-    _status,
-    _t,
-    _when,
+from bot.delivery.markup import (
+    Format,
+    Markup,
+    breakdown,
+    caller,
+    car_lines,
+    clip,
+    get_format,
     manager_lines,
+    other_line,
     period_label,
+    status_text,
+    tr,
+    when,
 )
 from bot.i18n import t
 from bot.summary.build import DAILY, WEEKLY, Summary
 from bot.summary.chart import ChartData
 from handlers.chat.periods import Period
-from storage.stats import ANSWER, PeriodStats
+from storage.stats import PeriodStats
 
 UP, DOWN, SAME = "▲", "▼", "="
 
@@ -95,16 +97,16 @@ def _rate(rate: float | None) -> str:
 
 def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
     """The summary as one message in `fmt`."""
-    f = _fmt(fmt)
+    f = get_format(fmt)
     head = f.bold(f.esc(title(s, lang, tz)))
     now, before = s.stats, s.before
     if now.total == 0:
-        return _t(f, lang, "summary_empty", title=_Markup(head))
+        return tr(f, lang, "summary_empty", title=Markup(head))
     compared = window_label(s.kind, s.before_period, s.before_cutoff, lang, tz)
     lines = [
         head,
-        _t(f, lang, "summary_compared", period=compared),
-        _t(
+        tr(f, lang, "summary_compared", period=compared),
+        tr(
             f,
             lang,
             "summary_total",
@@ -112,7 +114,7 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
             delta=count_delta(now.total, before.total),
             callers=now.unique_callers,
         ),
-        _t(
+        tr(
             f,
             lang,
             "summary_answered",
@@ -124,9 +126,9 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
         _missed_line(now, before, f, lang),
     ]
     if now.other:
-        lines.append(_other_line(now, f, lang))
+        lines.append(other_line(now, f, lang))
     lines.append(
-        _t(
+        tr(
             f,
             lang,
             "summary_times",
@@ -138,9 +140,9 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
     )
     lines += _waiting(s, f, lang, tz)
     if s.kind == WEEKLY:
-        lines.append(_t(f, lang, "summary_days"))
+        lines.append(tr(f, lang, "summary_days"))
         lines += [
-            _t(
+            tr(
                 f,
                 lang,
                 "summary_day_line",
@@ -152,13 +154,11 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
             for day, b in s.days
         ]
     lines += manager_lines(now, f, lang)
-    if now.top_cars:
-        lines.append(_t(f, lang, "stats_cars"))
-        lines += [f"{f.esc(_clip(car, 'car'))}: {n}" for car, n in now.top_cars]
+    lines += car_lines(now, f, lang)
     busiest = s.busiest()
     if busiest:
         hours = ", ".join(f"{hour_range(h)} ({b.total})" for h, b in busiest)
-        lines.append(_t(f, lang, "summary_busiest", hours=hours))
+        lines.append(tr(f, lang, "summary_busiest", hours=hours))
     lines += ["🕐 " + f.esc(note) for note in clock_notes(s, lang)]
     return "\n".join(lines)
 
@@ -180,45 +180,34 @@ def hour_range(hour: int) -> str:
     return f"{hour:02d}:00–{(hour + 1) % 24:02d}:00"
 
 
-def _missed_line(now: PeriodStats, before: PeriodStats, f: _Format, lang: str) -> str:
-    line = _t(
+def _missed_line(now: PeriodStats, before: PeriodStats, f: Format, lang: str) -> str:
+    line = tr(
         f, lang, "summary_missed", count=now.missed, delta=count_delta(now.missed, before.missed)
     )
     if now.missed_by_status:
-        line += " — " + f.esc(_breakdown(now.missed_by_status, lang))
+        line += " — " + f.esc(breakdown(now.missed_by_status, lang))
     return line
 
 
-def _other_line(now: PeriodStats, f: _Format, lang: str) -> str:
-    # neither answered nor missed: FAILED, CONGESTION, statuses RIA adds later
-    others = {
-        status: n - now.missed_by_status.get(status, 0)
-        for status, n in now.by_status.items()
-        if status != ANSWER
-    }
-    others = {status: n for status, n in others.items() if n > 0}
-    return _t(f, lang, "stats_other", count=now.other) + " — " + f.esc(_breakdown(others, lang))
-
-
-def _waiting(s: Summary, f: _Format, lang: str, tz: ZoneInfo) -> list[str]:
+def _waiting(s: Summary, f: Format, lang: str, tz: ZoneInfo) -> list[str]:
     """Missed callers nobody has reached since, listed up to the cap, and the counts."""
     report = s.missed
     if report.waiting == 0 and report.reached == 0:
         return []
-    lines = [_t(f, lang, "summary_waiting", waiting=report.waiting, reached=report.reached)]
+    lines = [tr(f, lang, "summary_waiting", waiting=report.waiting, reached=report.reached)]
     for i, c in enumerate(report.callers, start=1):
         moment = datetime.fromtimestamp(c.last_missed_at, tz).replace(tzinfo=None)
         parts = [
-            f"{i}. {_caller(f, lang, c.caller_phone or c.caller_e164)}",
-            f.esc(_when(lang, moment, moment.date() if s.kind == DAILY else None)),
-            _t(f, lang, "missed_attempts", count=c.attempts),
-            f.esc(_status(lang, c.last_status)),
+            f"{i}. {caller(f, lang, c.caller_phone or c.caller_e164)}",
+            f.esc(when(lang, moment, moment.date() if s.kind == DAILY else None)),
+            tr(f, lang, "missed_attempts", count=c.attempts),
+            f.esc(status_text(lang, c.last_status)),
         ]
         if c.car:
-            parts.append(f.esc(_clip(c.car, "car")))
+            parts.append(f.esc(clip(c.car, "car")))
         lines.append(" · ".join(parts))
     if report.waiting > len(report.callers):
-        lines.append(_t(f, lang, "more", count=report.waiting - len(report.callers)))
+        lines.append(tr(f, lang, "more", count=report.waiting - len(report.callers)))
     return lines
 
 
