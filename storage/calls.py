@@ -10,62 +10,19 @@ from typing import Any
 import sqlite_utils
 
 from storage.db import transaction
+from storage.model import CALL_COLUMNS, Call, call_from_row
 from storage.outbox import OutboxItem, Target, insert_items
 
-
-@dataclass(frozen=True)
-class Call:
-    """One RIA call record, normalised. `raw` keeps the record exactly as RIA sent it."""
-
-    call_id: int
-    started_at: int  # UTC epoch seconds
-    local_date: str  # RIA's local `date`, YYYY-MM-DDTHH:MM:SS
-    status: str  # upper case; BYSY already mapped to BUSY; unknown statuses kept
-    caller_phone: str
-    caller_e164: str
-    destination_phone: str = ""
-    phone: str = ""
-    duration: int = 0
-    waiting: int = 0
-    link: str = ""
-    marka: str | None = None
-    marka_id: int | None = None
-    model: str | None = None
-    model_id: int | None = None
-    price: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def car(self) -> str | None:
-        """'Acura MDX', 'Acura', or None when RIA did not say."""
-        parts = [p for p in (self.marka, self.model) if p]
-        return " ".join(parts) or None
-
-
-_CALL_COLUMNS = [
-    "call_id",
-    "started_at",
-    "local_date",
-    "status",
-    "caller_phone",
-    "caller_e164",
-    "destination_phone",
-    "phone",
-    "duration",
-    "waiting",
-    "link",
-    "marka",
-    "marka_id",
-    "model",
-    "model_id",
-    "price",
+__all__ = [
+    "Batch",
+    "Call",
+    "IngestResult",
+    "call_from_row",
+    "get_call",
+    "ingest",
+    "ingest_many",
+    "raw_json",
 ]
-
-
-def call_from_row(row: Any) -> Call:
-    """Build a Call from a `calls` row (sqlite3.Row or dict)."""
-    values = {name: row[name] for name in _CALL_COLUMNS}
-    return Call(**values, raw=json.loads(row["raw"]))
 
 
 @dataclass
@@ -98,8 +55,8 @@ def raw_json(raw: dict[str, Any]) -> str:
 
 
 _INSERT_CALL = (
-    f"INSERT OR IGNORE INTO calls ({', '.join(_CALL_COLUMNS)}, missed, raw, source, "
-    f"received_at) VALUES ({', '.join('?' * (len(_CALL_COLUMNS) + 4))})"
+    f"INSERT OR IGNORE INTO calls ({', '.join(CALL_COLUMNS)}, missed, raw, source, "
+    f"received_at) VALUES ({', '.join('?' * (len(CALL_COLUMNS) + 4))})"
 )
 
 
@@ -126,7 +83,7 @@ def ingest_many(
                 is_missed = call.status in missed
                 # getattr, not dataclasses.asdict: asdict deep-copies `raw` and every field
                 # (~30 µs a call, on the writer thread, holding the GIL)
-                row = [getattr(call, c) for c in _CALL_COLUMNS]
+                row = [getattr(call, c) for c in CALL_COLUMNS]
                 row += [
                     int(is_missed),
                     raw_json(call.raw),

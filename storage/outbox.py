@@ -6,14 +6,12 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlite_utils
 
 from storage.db import transaction
-
-if TYPE_CHECKING:
-    from storage.calls import Call
+from storage.model import Call, call_from_row
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
@@ -85,8 +83,6 @@ def enqueue(db: sqlite_utils.Database, items: Iterable[OutboxItem]) -> list[Outb
 
 
 def _item_from_row(row: sqlite3.Row) -> OutboxItem:
-    from storage.calls import call_from_row
-
     call = call_from_row(row) if row["c_call_id"] is not None else None
     return OutboxItem(
         id=row["id"],
