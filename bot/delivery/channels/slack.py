@@ -2,10 +2,11 @@
 both inside our own event loop.
 
 Commands arrive one of two ways: Slack POSTs them to `/webhooks/slack` on our HTTP server
-(HTTP mode, signed with SLACK_SIGNING_SECRET), or we open a Socket Mode WebSocket with
-SLACK_APP_TOKEN. Bolt's own servers and its blocking `start()` are never used. If Slack
-cannot be reached at start the service still starts; alerts wait in the outbox and the
-connection is made in the background when Slack comes back.
+(HTTP mode, signed with SLACK_SIGNING_SECRET: bot/delivery/channels/slack_http.py), or we
+open a Socket Mode WebSocket with SLACK_APP_TOKEN. Bolt's own servers and its blocking
+`start()` are never used. If Slack cannot be reached at start the service still starts;
+alerts wait in the outbox and the connection is made in the background (channels/connect.py)
+when Slack comes back. Messages are built in slack_format.py, errors read in slack_errors.py.
 """
 
 from __future__ import annotations
@@ -13,223 +14,68 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import time
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.channels.base import DeliveryError, RateLimit, acquire, send_paced
+from bot.delivery.channels.base import RateLimit, acquire, send_paced
+from bot.delivery.channels.connect import Retry, until_it_works
+from bot.delivery.channels.slack_errors import (
+    AUTH_ERRORS,
+    FAILURES,
+    PERMANENT_ERRORS,
+    delivery_error,
+    describe,
+    error_code,
+    upload_error,
+)
+from bot.delivery.channels.slack_format import (
+    MAX_BLOCKS,
+    SECTION_LIMIT,
+    fallback_text,
+    message,
+    section_blocks,
+)
+from bot.delivery.channels.slack_http import WEBHOOK_PATH, SlackWebhook
+
+# the names other modules import from here, from before the split
+__all__ = [
+    "AUTH_ERRORS",
+    "FAILURES",
+    "MAX_BLOCKS",
+    "PERMANENT_ERRORS",
+    "SECTION_LIMIT",
+    "WEBHOOK_PATH",
+    "SlackChannel",
+    "build_client",
+    "delivery_error",
+    "describe",
+    "error_code",
+    "fallback_text",
+    "message",
+    "section_blocks",
+]
 
 log = logging.getLogger(__name__)
 
-
-class _NoTokenWarning(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN from the environment by itself (our variable has the same
-    name), then warns at every start that the client we pass wins over it. It does, on
-    purpose: the client carries our base URL and timeout."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
-
-
-logging.getLogger("slack_bolt.AsyncApp").addFilter(_NoTokenWarning())
-
-WEBHOOK_PATH = "/webhooks/slack"
-SECTION_LIMIT = 3000  # characters in one section block's text
-MAX_BLOCKS = 50  # blocks in one message
 TIMEOUT_S = 10.0
 SOCKET_CONNECT_TIMEOUT_S = 15.0
-
-# Errors that sending again cannot fix: the token, the channel or the message is wrong.
-# Everything else (internal_error, fatal_error, service_unavailable, HTTP 5xx, timeouts)
-# is transient.
-PERMANENT_ERRORS = frozenset(
-    {
-        "not_authed",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "no_permission",
-        "missing_scope",
-        "not_allowed_token_type",
-        "ekm_access_denied",
-        "team_access_not_granted",
-        "org_login_required",
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "restricted_action",
-        "restricted_action_read_only_channel",
-        "restricted_action_thread_only_channel",
-        "restricted_action_non_threadable_channel",
-        "msg_too_long",
-        "no_text",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "invalid_arguments",
-        "too_many_attachments",
-        "invalid_file_id",
-        "file_not_found",
-    }
-)
-# ...and of those, the ones that mean the token itself is refused
-AUTH_ERRORS = frozenset(
-    {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"}
-)
-_HINTS = {
-    "invalid_auth": "check SLACK_BOT_TOKEN",
-    "not_authed": "check SLACK_BOT_TOKEN",
-    "account_inactive": "the app was uninstalled or its bot deactivated",
-    "token_revoked": "the token was revoked: reinstall the app",
-    "channel_not_found": "check SLACK_CHANNEL_IDS (a private channel needs the bot invited)",
-    "not_in_channel": "invite the bot to the channel: /invite @bot",
-    "is_archived": "the channel is archived",
-    "missing_scope": "add the scope in the app's OAuth & Permissions and reinstall",
-}
+# Bolt's framework logger (its `logger` parameter, public API). Bolt reads SLACK_BOT_TOKEN
+# from the environment by itself (our variable has the same name), then warns at every start
+# that the client we pass wins over it. It does, on purpose: the client carries our base URL
+# and timeout. Bolt offers no switch for that one warning, so the logger we hand it is quiet
+# while the AsyncApp is built, and logs like any other once it is built.
+BOLT_LOG = logging.getLogger("slack_bolt.ria-calls-bot")
 
 
-# --- messages: Block Kit with a plain fallback ---------------------------------------------
-
-
-def section_blocks(text: str) -> list[dict[str, Any]]:
-    """mrkdwn as section blocks, split between lines so each stays within Slack's limit."""
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > SECTION_LIMIT:  # one huge line: cut it, there is no better place
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:SECTION_LIMIT])
-            line = line[SECTION_LIMIT:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > SECTION_LIMIT:
-            chunks.append(current)
-            current = line
-        else:
-            current = candidate
-    if current.strip() or not chunks:
-        chunks.append(current or " ")
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-        for chunk in chunks[:MAX_BLOCKS]
-    ]
-
-
-_LINK = re.compile(r"<([^<>|\s]+)\|([^<>]*)>")
-_BARE_LINK = re.compile(r"<([^<>|\s]+)>")
-_BOLD = re.compile(r"\*([^*\n]+)\*")
-_CODE = re.compile(r"`([^`\n]+)`")
-
-
-def fallback_text(mrkdwn: str) -> str:
-    """The `text` Slack shows in notifications and to screen readers: the same words without
-    markup. &amp; &lt; &gt; stay escaped: Slack reads `text` with the same escaping rules."""
-    text = _LINK.sub(r"\2", mrkdwn)
-    text = _BARE_LINK.sub(r"\1", text)
-    text = _BOLD.sub(r"\1", text)
-    return _CODE.sub(r"\1", text)
-
-
-def message(mrkdwn: str) -> dict[str, Any]:
-    """The keyword arguments of chat.postMessage / respond() for one mrkdwn text."""
-    return {"text": fallback_text(mrkdwn), "blocks": section_blocks(mrkdwn)}
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-def error_code(exc: SlackApiError) -> str:
-    """Slack's `error` ("channel_not_found"), or "HTTP 503" when the answer was not JSON."""
-    response = exc.response
-    data = getattr(response, "data", None)
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    status = getattr(response, "status_code", None) or getattr(response, "status", None)
-    return f"HTTP {status}" if status else "unexpected answer"
-
-
-def _retry_after(exc: SlackApiError) -> float | None:
-    response = exc.response
-    status = getattr(response, "status_code", None) or getattr(response, "status", None)
-    if status != 429 and error_code(exc) != "ratelimited":
-        return None
-    headers = getattr(response, "headers", None) or {}
-    try:
-        return max(float(headers.get("Retry-After", "1")), 0.0)
-    except ValueError:
-        return 1.0
-
-
-def describe(code: str) -> str:
-    """'not_in_channel (invite the bot to the channel: /invite @bot)'."""
-    hint = _HINTS.get(code)
-    return f"{code} ({hint})" if hint else code
-
-
-def delivery_error(exc: Exception, what: str = "Slack") -> DeliveryError:
-    """The dispatcher's view of a failed Slack call: permanent, wait exactly, or retry."""
-    if isinstance(exc, SlackApiError):
-        code = error_code(exc)
-        retry_after = _retry_after(exc)
-        if retry_after is not None:
-            return DeliveryError(f"{what}: ratelimited", retry_after=retry_after)
-        return DeliveryError(f"{what}: {describe(code)}", permanent=code in PERMANENT_ERRORS)
-    if isinstance(exc, TimeoutError):
-        return DeliveryError(f"{what}: no answer in time")
-    # connection refused or reset, a bad upload answer, ...: worth another try
-    return DeliveryError(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "))
-
-
-# refusals of an upload that concern the channel or the token, not the file: the text
-# would be refused the same way, so they are not a "picture refused"
-_NOT_THE_PICTURE = AUTH_ERRORS | {
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "restricted_action_read_only_channel",
-}
-
-
-def upload_error(exc: Exception) -> DeliveryError:
-    """A failed chart upload; a permanent refusal of the file alone (no `files:write`
-    scope, ...) says so, so that the summary's text still goes out."""
-    error = delivery_error(exc, "Slack file upload")
-    if not isinstance(exc, SlackApiError) or not error.permanent:
-        return error
-    code = error_code(exc)
-    if code in _NOT_THE_PICTURE:
-        return error
-    data = getattr(exc.response, "data", None)
-    needed = data.get("needed") if isinstance(data, dict) else None
-    if code == "missing_scope":
-        scope = needed if isinstance(needed, str) and needed else "files:write"
-        hint = (
-            f"the Slack app lacks the {scope} scope: add it under OAuth & Permissions "
-            "and reinstall the app"
-        )
-    else:
-        hint = "Slack would not take the chart"
-    return DeliveryError(
-        f"Slack file upload: {code}: {hint}",
-        permanent=True,
-        counted=False,
-        picture_refused=True,
-    )
-
-
-# what a call through slack-sdk raises when it fails
-FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError)
+class _RefusedToken(Exception):
+    """Slack refused a token: retrying cannot help (the message names which)."""
 
 
 # --- the channel -----------------------------------------------------------------------------
@@ -257,13 +103,18 @@ class SlackChannel:
         self.app_token = app_token
         # Bolt dispatches commands and mentions; it verifies signatures only in HTTP mode
         # (an empty signing secret is refused by slack-sdk, and Socket Mode needs none).
-        self.app = AsyncApp(
-            client=client,
-            name="ria-calls-bot",
-            signing_secret=signing_secret or "",
-            request_verification_enabled=signing_secret is not None,
-        )
-        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        BOLT_LOG.setLevel(logging.ERROR)
+        try:
+            self.app = AsyncApp(
+                client=client,
+                name="ria-calls-bot",
+                logger=BOLT_LOG,
+                signing_secret=signing_secret or "",
+                request_verification_enabled=signing_secret is not None,
+            )
+        finally:
+            BOLT_LOG.setLevel(logging.NOTSET)
+        self.webhook = SlackWebhook(self.app, signing_secret)
         self.connected = False
         self.last_error: str | None = None
         self.bot_user: str | None = None
@@ -315,7 +166,8 @@ class SlackChannel:
                 )
             except FAILURES as exc:
                 raise upload_error(exc) from None
-            self._uploaded[key] = str(resp.get("file", {}).get("id", ""))
+            shared: Any = resp.get("file") or {}
+            self._uploaded[key] = str(shared.get("id", ""))
             # the shared file is a message in the channel: the text waits its turn after it
             for limit in self.limits(target):
                 limit.record(time.monotonic())
@@ -350,69 +202,80 @@ class SlackChannel:
 
     async def _connect(self) -> None:
         """auth.test until Slack answers, then open Socket Mode if configured."""
-        delay = 1.0
-        while True:
-            try:
-                auth = await self.client.auth_test()
-                break
-            except SlackApiError as exc:
-                code = error_code(exc)
-                if code in AUTH_ERRORS:
-                    self.last_error = f"SLACK_BOT_TOKEN was refused by Slack ({code})"
-                    log.error("slack: %s; alerts wait in the outbox", self.last_error)
-                    return
-                self.last_error = f"auth.test: {code}"
-            except FAILURES as exc:
-                self.last_error = f"cannot reach Slack: {type(exc).__name__}"
-            log.warning("slack: %s; retrying in %.0f s", self.last_error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+        try:
+            auth = await until_it_works(
+                self._auth_test, log=log, name="slack", what="Slack", on_error=self._failed
+            )
+        except _RefusedToken as exc:
+            self.last_error = str(exc)
+            log.error("slack: %s; alerts wait in the outbox", self.last_error)
+            return
         self.bot_user = str(auth.get("user") or auth.get("user_id") or "")
         self.last_error = None
         if self.app_token:
-            if not await self._open_socket():
+            try:
+                self._socket = await until_it_works(
+                    self._open_socket,
+                    log=log,
+                    name="slack",
+                    what="Socket Mode",
+                    on_error=self._failed,
+                )
+            except _RefusedToken as exc:
+                self.last_error = str(exc)
+                log.error("slack: %s; commands are off, alerts still go out", self.last_error)
                 return
+            self.last_error = None
             self.mode = "Socket Mode"
         elif self.signing_secret:
             self.mode = f"HTTP mode at {WEBHOOK_PATH}"
         self.connected = True
         log.info("slack: connected as @%s in %s (%s)", self.bot_user, auth.get("team"), self.mode)
 
-    async def _open_socket(self) -> bool:
-        """Open Socket Mode, retrying with backoff; False if the app token is refused.
+    def _failed(self, error: str) -> None:
+        self.last_error = error
 
-        We ask apps.connections.open ourselves, so that a refused token is one clear log
-        line rather than the SDK's retry loop, and bound the WebSocket handshake in time:
-        the SDK retries a failed handshake forever on the same URL. Once connected, the SDK
-        reconnects by itself (pings, Slack's `disconnect` messages, closed sockets).
+    async def _auth_test(self) -> Any:
+        try:
+            return await self.client.auth_test()
+        except SlackApiError as exc:
+            code = error_code(exc)
+            if code in AUTH_ERRORS:
+                raise _RefusedToken(f"SLACK_BOT_TOKEN was refused by Slack ({code})") from None
+            raise Retry(f"auth.test: {code}") from None
+        except FAILURES as exc:
+            raise Retry(f"cannot reach Slack: {type(exc).__name__}") from None
+
+    async def _open_socket(self) -> AsyncSocketModeHandler:
+        """One try at opening Socket Mode.
+
+        We ask apps.connections.open ourselves and hand the URL to the SDK's client, and we
+        bound the WebSocket handshake in time. The SDK has no public way to do either: its
+        `connect()` (and `connect_to_new_endpoint()`) fetch the URL inside a loop that
+        retries forever, on the same URL, logging a traceback at every turn, so a refused
+        app token would never surface as one clear line. `wss_uri` is the attribute its
+        own `connect()` reads (declared on the class, not underscored). Once connected, the
+        SDK reconnects by itself (pings, Slack's `disconnect` messages, closed sockets).
         """
         assert self.app_token is not None
-        delay = 1.0
-        while True:
-            handler = AsyncSocketModeHandler(self.app, self.app_token, web_client=self.client)
-            try:
-                opened = await self.client.apps_connections_open(app_token=self.app_token)
-                handler.client.wss_uri = opened["url"]
-                await asyncio.wait_for(handler.connect_async(), SOCKET_CONNECT_TIMEOUT_S)
-                self._socket = handler
-                return True
-            except SlackApiError as exc:
-                code = error_code(exc)
-                if code in AUTH_ERRORS or code == "not_allowed_token_type":
-                    await handler.close_async()
-                    self.last_error = f"SLACK_APP_TOKEN was refused by Slack ({code})"
-                    log.error("slack: %s; commands are off, alerts still go out", self.last_error)
-                    return False
-                self.last_error = f"apps.connections.open: {code}"
-            except FAILURES as exc:
-                self.last_error = f"cannot open Socket Mode: {type(exc).__name__}"
-            except BaseException:
-                await handler.close_async()
-                raise
+        handler = AsyncSocketModeHandler(self.app, self.app_token, web_client=self.client)
+        try:
+            opened = await self.client.apps_connections_open(app_token=self.app_token)
+            handler.client.wss_uri = opened["url"]
+            await asyncio.wait_for(handler.connect_async(), SOCKET_CONNECT_TIMEOUT_S)
+            return handler
+        except SlackApiError as exc:
             await handler.close_async()
-            log.warning("slack: %s; retrying in %.0f s", self.last_error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            code = error_code(exc)
+            if code in AUTH_ERRORS or code == "not_allowed_token_type":
+                raise _RefusedToken(f"SLACK_APP_TOKEN was refused by Slack ({code})") from None
+            raise Retry(f"apps.connections.open: {code}") from None
+        except FAILURES as exc:
+            await handler.close_async()
+            raise Retry(f"cannot open Socket Mode: {type(exc).__name__}") from None
+        except BaseException:
+            await handler.close_async()
+            raise
 
     async def stop(self) -> None:
         if self._connector is not None and not self._connector.done():
@@ -429,18 +292,4 @@ class SlackChannel:
     # --- HTTP mode: Slack posts slash commands and events to our server --------------------
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(WEBHOOK_PATH, self.handle_request)]
-
-    async def handle_request(self, request: web.Request) -> web.Response:
-        """Verify the signature (bad or older than 5 minutes: 401, nothing runs), then let
-        Bolt dispatch; Bolt answers as soon as the listener calls ack()."""
-        body = await request.text()
-        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        signature = request.headers.get("X-Slack-Signature", "")
-        if self._verifier is None or not timestamp.isdigit():
-            return web.json_response({"error": "invalid request"}, status=401)
-        if not self._verifier.is_valid(body, timestamp, signature):
-            log.info("slack: refused a request with a bad or stale signature")
-            return web.json_response({"error": "invalid request"}, status=401)
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        return self.webhook.routes()
