@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import re
 import sqlite3
 import sys
@@ -138,6 +139,17 @@ def parser() -> argparse.ArgumentParser:
         "status",
         help="per target: pending, sent, last error; the poller's budget; the database",
     )
+    bk = sub.add_parser("backup", help="copy the database safely, also while the service runs")
+    bk.add_argument("file", metavar="FILE", help="the backup (always the newest copy)")
+    bk.add_argument(
+        "--keep",
+        type=int,
+        default=1,
+        metavar="N",
+        help="keep N copies: FILE, FILE.1 (the one before), ... FILE.N-1",
+    )
+    fg = sub.add_parser("forget", help="erase a caller's calls, alerts and raw payloads")
+    fg.add_argument("phone", metavar="PHONE", help="0671234567, +380671234567, 380671234567")
     return p
 
 
@@ -145,6 +157,7 @@ READ_COMMANDS = ("stats", "missed", "status")
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # the database, its backups and charts hold personal data: private
     p = parser()
     args = p.parse_args(argv)
     if args.command is None:
@@ -198,6 +211,12 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
             from bot.check import send_test
 
             return asyncio.run(send_test(settings, timeout=args.timeout))
+        if command in ("backup", "forget"):
+            from bot import backup, forget
+
+            if command == "backup":
+                return asyncio.run(backup.run(settings, args.file, args.keep))
+            return asyncio.run(forget.forget(settings, args.phone))
         if command == "status":
             from bot.status import status
 

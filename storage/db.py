@@ -8,12 +8,16 @@ The event loop hands work to it with `await store.run(fn, *args)` and never bloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -34,14 +38,82 @@ class NoDatabase(FileNotFoundError):
         self.path = path
 
 
+# The database holds callers' numbers, recording links, raw payloads and the generated
+# webhook secret: only the service's user may read it. SQLite gives the -wal and -shm files
+# the main file's mode, so the main file is tightened before it is opened.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def make_private_dir(folder: Path) -> None:
+    """Create `folder` (and its parents) 0700; an existing one is left as it is."""
+    if not folder.exists():
+        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.chmod(folder, DIR_MODE)  # mkdir's mode goes through the umask
+
+
+def tighten(path: Path, *, folder: bool = True) -> list[str]:
+    """Make the database's files 0600 and its folder 0700; returns what was changed.
+
+    The folder is tightened only when it holds nothing but the database's files (and
+    backups or the config file next to them): DATABASE_PATH=calls.db in a project folder,
+    or /tmp/calls.db, must not lock others out of a folder that is not ours."""
+    changed: list[str] = []
+    for suffix in _SIDE_FILES:
+        file = path.with_name(path.name + suffix)
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            # only taken away: a read-only file stays read-only (a config error to report)
+            os.chmod(file, mode & ~0o077)
+            changed.append(f"{file} {mode:o}->{mode & ~0o077:o}")
+    if not folder:
+        return changed
+    parent = path.parent
+    try:
+        mode = stat.S_IMODE(parent.stat().st_mode)
+        ours = all(
+            entry.name.startswith(path.name) or entry.name.endswith(".toml")
+            for entry in parent.iterdir()
+        )
+    except OSError:
+        return changed
+    if mode & 0o077:
+        if ours:
+            os.chmod(parent, mode & ~0o077)
+            changed.append(f"{parent}/ {mode:o}->{mode & ~0o077:o}")
+        else:
+            log.warning(
+                "the database's folder %s is open to other users and holds other files: "
+                "left as it is (chmod 700 it, or give the database a folder of its own)",
+                parent,
+            )
+    return changed
+
+
+def _tighten_logged(path: Path) -> None:
+    try:
+        changed = tighten(path)
+    except OSError as exc:  # not our file (a read-only mount, another owner): say so, go on
+        log.warning("could not make the database private (chmod 600): %s", exc)
+        return
+    if changed:
+        log.info("database files were readable by other users; now private: %s", ", ".join(changed))
+
+
 def connect(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open and migrate the database at `path` on the calling thread. With `create=False`
     a missing file raises NoDatabase instead of becoming a new, empty database."""
     path = Path(path)
+    if str(path) != ":memory:":
+        _tighten_logged(path)
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", isolation_level=None, timeout=10.0)
     elif create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
     else:
         absolute = path.resolve()
@@ -57,6 +129,10 @@ def connect(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
             raise
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
+    if str(path) != ":memory:":
+        # a file made just now under a lax umask (the CLI sets 077; a library caller may not)
+        with contextlib.suppress(OSError):
+            tighten(path, folder=False)
     # FULL: a commit is on disk before the webhook answers 200, even across a power cut
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -108,7 +184,7 @@ class Store:
         self._executor.shutdown(wait=True)
 
 
-def transaction(db: sqlite_utils.Database):
+def transaction(db: sqlite_utils.Database) -> _Tx:
     """`with transaction(db):` — BEGIN IMMEDIATE .. COMMIT, or ROLLBACK on error."""
     return _Tx(db.conn)
 
@@ -121,7 +197,12 @@ class _Tx:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is not None:
             self._rollback()
             return
