@@ -166,6 +166,9 @@ async def test_ria_sample_through_caddy_https(caddy_in_front) -> None:
     assert WEBHOOK_SECRET not in caddy.output()
     logs = service.output()
     assert FORGED not in logs
+    # the service names the real client (Caddy's X-Forwarded-For from a trusted proxy), not
+    # Caddy's own address
+    assert f"webhook from {CLIENT_ADDR}:" in logs, logs
 
 
 # --- systemd ---------------------------------------------------------------------------------

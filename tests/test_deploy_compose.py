@@ -68,6 +68,9 @@ def test_bot_service_is_hardened_by_default() -> None:
     assert set(bot["logging"]["options"]) == {"max-size", "max-file"}
     assert bot["restart"] == "unless-stopped"
     # the plain-HTTP port is published on loopback unless the operator says otherwise
+    # Caddy's peer address is on the project's network, which the bot trusts for X-Forwarded-For
+    (subnet,) = [c["subnet"] for c in compose()["networks"]["default"]["ipam"]["config"]]
+    assert subnet in bot["environment"]["TRUSTED_PROXIES"]
     (port,) = bot["ports"]
     assert port.startswith("${BOT_BIND:-127.0.0.1}:"), port
     assert "profiles" not in bot
