@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PY_ID  := import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])
 NEEDS  := ria-calls-bot needs Python 3.11 or newer: install one and run e.g. make run PYTHON=python3.11
 
-.PHONY: run test test-all test-container bench lint format clean FORCE
+.PHONY: run test test-fast test-all test-container coverage bench lint format clean FORCE
 
 # Checked on every run (two interpreter starts): a .venv made by another Python (PYTHON
 # changed, an old one tried first) or by an install that failed (no stamp) is made again
@@ -39,6 +39,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
+
+# The quick loop while coding: no fault injection (slow), no container build
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not container"
+
+# The suite under coverage, the CLI subprocesses it starts included (settings in pyproject.toml)
+coverage: $(STAMP)
+	rm -rf build/coverage
+	mkdir -p build/coverage
+	$(BIN)/coverage run -m pytest -q -n 2
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 test-container: $(STAMP)
 	$(BIN)/python -m pytest -q -m container

@@ -109,6 +109,31 @@ def db_rows(path: Path | str, sql: str, *args: Any) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
 
 
+LONG_POLLS = frozenset({"getupdates"})  # always waiting by design: not a send in flight
+
+
+def in_flight(*fakes: Any) -> int:
+    """Requests a fake platform has received and not yet answered (long polls aside)."""
+    return sum(
+        r["status"] is None and str(r["method"]).lower() not in LONG_POLLS
+        for fake in fakes
+        for r in fake.requests
+    )
+
+
+async def settled(db: Path | str, *fakes: Any, timeout: float = 20.0) -> None:
+    """Wait for the service's own "nothing left to do": no outbox row pending (a row stays
+    pending until its send is answered and recorded) and no request to the fakes in flight.
+    After this a later duplicate has nowhere to come from, so counting messages is final:
+    the signal that replaces "sleep a while and check nothing more came"."""
+
+    def quiet() -> bool:
+        pending = db_rows(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+        return pending == [(0,)] and not in_flight(*fakes)
+
+    await until(quiet, timeout, "the outbox drained and nothing in flight")
+
+
 @contextlib.contextmanager
 def tiny_filesystem(path: Path, size: str = "2m") -> Iterator[Path]:
     """A real filesystem of `size` at `path` (tmpfs), to fill up: needs root and mount.

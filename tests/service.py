@@ -39,6 +39,10 @@ def base_env(tmp_path: Path, **overrides: Any) -> dict[str, str]:
         "SUMMARY_TIME": "off",
         "SUMMARY_WEEKLY": "off",
     }
+    # `make coverage` measures the CLI subprocesses too: coverage's subprocess patch hands its
+    # settings down in this variable, which a clean environment would otherwise drop
+    if "COVERAGE_PROCESS_CONFIG" in os.environ:
+        env["COVERAGE_PROCESS_CONFIG"] = os.environ["COVERAGE_PROCESS_CONFIG"]
     env.update({k: str(v) for k, v in overrides.items() if v is not None})
     return {k: v for k, v in env.items() if v != ""}
 

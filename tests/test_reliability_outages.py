@@ -27,6 +27,7 @@ from tests.reliability import (
     mentions,
     remount,
     remount_loop,
+    settled,
     shut_down,
     texts_for,
     tiny_filesystem,
@@ -92,7 +93,7 @@ async def test_telegram_and_ria_down_service_stays_healthy_and_catches_up(
             20,
             "every alert after recovery",
         )
-        await asyncio.sleep(1.0)
+        await settled(service.env["DATABASE_PATH"], telegram)
         assert mentions(texts_for(telegram, GROUP), [1, 2, 3]) == {1: 1, 2: 1, 3: 1}
         status, health = await service.health()
         assert status == 200, health
@@ -238,7 +239,20 @@ async def test_one_platform_down_the_other_delivers_and_the_first_catches_up(
             (telegram_has, slack_has) if down == "slack" else (slack_has, telegram_has)
         )
         await until(lambda: working([1, 2]), 5, "the working platform delivers at once")
-        await asyncio.sleep(0.5)  # the broken one has tried and failed by now
+        broken_target = ("slack", SLACK_CHANNEL) if down == "slack" else ("telegram", GROUP)
+        await until(  # the broken one has tried and failed: its rows carry the error
+            lambda: (
+                db_rows(
+                    service.env["DATABASE_PATH"],
+                    "SELECT COUNT(*) FROM outbox WHERE channel = ? AND target = ?"
+                    " AND last_error IS NOT NULL",
+                    *broken_target,
+                )
+                != [(0,)]
+            ),
+            10,
+            "the broken platform's first failure recorded",
+        )
         status, health = await service.health()
         assert (status, health) == (200, {"status": "degraded"})
         code, details, _ = await run_cli(service.env, service.cwd, "status")
@@ -249,7 +263,7 @@ async def test_one_platform_down_the_other_delivers_and_the_first_catches_up(
         assert f"{working_key}: pending 0," in details, details
         await set_up(broken, how)
         await until(lambda: broken_has([1, 2]), 20, "the broken platform catches up")
-        await asyncio.sleep(1.0)
+        await settled(service.env["DATABASE_PATH"], telegram, slack)
         assert mentions(texts_for(telegram, GROUP), [1, 2]) == {1: 1, 2: 1}
         slack_text = [str(m) for m in slack.messages_for(SLACK_CHANNEL)]
         assert [sum(e164(i) in t for t in slack_text) for i in (1, 2)] == [1, 1]

@@ -11,7 +11,7 @@ import signal
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
-from tests.reliability import caller, db_rows, mentions, texts_for, until
+from tests.reliability import caller, db_rows, mentions, settled, texts_for, until
 
 
 async def test_sigterm_with_telegram_and_ria_hanging_exits_0_within_5s_and_keeps_alerts(
@@ -67,7 +67,7 @@ async def test_sigterm_with_telegram_and_ria_hanging_exits_0_within_5s_and_keeps
             15,
             "the alerts after the restart",
         )
-        await asyncio.sleep(1.0)
+        await settled(again.env["DATABASE_PATH"], telegram)
         # the hung send may have been posted after all (at least once), nothing more
         assert all(1 <= n <= 2 for n in mentions(texts_for(telegram, GROUP), [1, 2, 3]).values())
         assert await again.stop() == 0

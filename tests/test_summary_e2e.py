@@ -6,36 +6,72 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from bot.summary.schedule import EARLY_SUMMARY
 from storage.calls import Call
 from storage.db import connect
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import KYIV, FakeRia, make_call
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
+from tests.reliability import settled
 from tests.service import base_env, run_cli
 from tests.test_slack_e2e import CHANNEL, slack_env
 from tests.test_summary import FIXTURE, call, load
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PRIVATE = "42"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a summary due by `now` reports, whatever the time the test runs at: from 06:00
+    (EARLY_SUMMARY) on, today until a minute that has just passed; before it, a SUMMARY_TIME
+    reports the day that has just ended, so then 00:00 and all of yesterday."""
+
+    summary_time: str
+    day: date
+    start: datetime  # the calls to report are between these
+    end: datetime
+    partial: bool  # the caption says "until HH:MM"
+
+
+def window(now: datetime) -> Window:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    earlier = now - timedelta(minutes=1)
+    if earlier.date() == now.date() and earlier.time() >= EARLY_SUMMARY:
+        return Window(f"{earlier:%H:%M}", now.date(), midnight, now, partial=True)
+    yesterday = (midnight - timedelta(hours=12)).replace(hour=0)  # a DST-safe day before
+    return Window("00:00", yesterday.date(), yesterday, midnight, partial=False)
+
+
+async def steady_now() -> datetime:
+    """Now in Kyiv, but not in the 90 s before midnight or 06:01, where the day or the
+    window reported could change while the service starts: wait those out (rarely)."""
+    while True:
+        now = datetime.now(KYIV)
+        soon = now + timedelta(seconds=90)
+        if window(soon).day == window(now).day and window(soon).partial == window(now).partial:
+            return now
+        await asyncio.sleep(5)
 
 
 def passed_minute(now: datetime) -> str:
-    """A SUMMARY_TIME that has already passed today (00:00 just after midnight)."""
-    earlier = now - timedelta(minutes=1)
-    return f"{earlier:%H:%M}" if earlier.date() == now.date() else "00:00"
+    """A SUMMARY_TIME that has already passed (see `window`)."""
+    return window(now).summary_time
 
 
 def todays_calls(now: datetime) -> list[Call]:
-    """Five calls spread over today before `now`: 2 answered, 3 missed."""
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    """Five calls spread over the reported day before `now`: 2 answered, 3 missed."""
+    w = window(now)
     statuses = ["ANSWER", "NOANSWER", "ANSWER", "BUSY", "CANCEL"]
     return [
         call(
             9100 + i,
-            midnight + (now - midnight - timedelta(seconds=5)) * (i + 1) / 6,
+            w.start + (w.end - w.start - timedelta(seconds=5)) * (i + 1) / 6,
             status,
             f"06711100{i:02d}",
             waiting=10,
@@ -63,7 +99,7 @@ def summary_rows(path: str) -> list[tuple[str, str]]:
 async def test_summary_time_passed_sends_once_with_chart_and_not_after_restart(
     services, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
-    now = datetime.now(KYIV)
+    now = await steady_now()
     seed(str(tmp_path / "calls.db"), todays_calls(now))
     env = {
         **telegram_env(telegram),
@@ -76,25 +112,31 @@ async def test_summary_time_passed_sends_once_with_chart_and_not_after_restart(
     assert photo["method"] == "sendPhoto" and photo["has_photo"]
     assert photo["photo_size"] > 10_000
     caption = photo["plain_text"]
-    assert caption.startswith(f"📊 Daily summary: {now:%a %Y-%m-%d}, until ")
+    day = window(now).day
+    first_line = caption.splitlines()[0]
+    assert first_line.startswith(f"📊 Daily summary: {day:%a %Y-%m-%d}"), caption
+    assert (", until " in first_line) == window(now).partial, caption
     assert "Calls: 5 (▲ 5)" in caption
     assert "✅ Answered: 2 (▲ 2) — 40%" in caption
     assert "📞 Still not reached: 3 · got through later: 0" in caption
     assert await service.stop() == 0
     db = service.env["DATABASE_PATH"]
-    assert summary_rows(db) == [(f"summary:daily:{now:%Y-%m-%d}:telegram:{GROUP}", "sent")]
+    assert summary_rows(db) == [(f"summary:daily:{day:%Y-%m-%d}:telegram:{GROUP}", "sent")]
 
-    again = await services(**env)  # a restart after the summary went out
-    await asyncio.sleep(1.5)  # the start-up tick has long run by now
+    # a restart after the summary went out, with a chat added: the start-up tick queues the
+    # summary for the new chat only, which is the signal that it has run
+    again = await services(**{**env, **telegram_env(telegram, chats=f"{GROUP},{PRIVATE}")})
+    await telegram.wait_for_messages(1, chat_id=PRIVATE, timeout=20)
+    await settled(db, telegram)
     assert len(telegram.messages_for(GROUP)) == 1
     assert await again.stop() == 0
-    assert len(summary_rows(db)) == 1
+    assert [key.rsplit(":", 1)[1] for key, _ in summary_rows(db)] == [GROUP, PRIVATE]
 
 
 async def test_summary_reaches_telegram_and_slack_each_with_the_chart(
     services, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
-    now = datetime.now(KYIV)
+    now = await steady_now()
     seed(str(tmp_path / "calls.db"), todays_calls(now))
     async with FakeSlack(channels=[CHANNEL]) as slack:
         service = await services(
@@ -110,7 +152,7 @@ async def test_summary_reaches_telegram_and_slack_each_with_the_chart(
     assert upload["method"] == "files.completeUploadExternal"
     [file_id] = upload["files"]
     assert slack.files[file_id]["data"].startswith(PNG_MAGIC)
-    assert slack.files[file_id]["name"] == f"summary-{now:%Y-%m-%d}.png"
+    assert slack.files[file_id]["name"] == f"summary-{window(now).day:%Y-%m-%d}.png"
     assert message["method"] == "chat.postMessage"
     assert "Calls: 5 (▲ 5)" in message["mrkdwn"]
     keys = [key for key, _ in summary_rows(service.env["DATABASE_PATH"])]
@@ -120,10 +162,10 @@ async def test_summary_reaches_telegram_and_slack_each_with_the_chart(
 async def test_console_summary_writes_the_chart_next_to_the_database(
     services, tmp_path: Path
 ) -> None:
-    now = datetime.now(KYIV)
+    now = await steady_now()
     seed(str(tmp_path / "calls.db"), todays_calls(now))
     service = await services(SUMMARY_TIME=passed_minute(now), SUMMARY_WEEKLY="off")
-    png = tmp_path / f"summary-{now:%Y-%m-%d}.png"
+    png = tmp_path / f"summary-{window(now).day:%Y-%m-%d}.png"
     for _ in range(200):
         if f"chart: {png}" in service.stdout():
             break
@@ -139,10 +181,10 @@ async def test_polling_reconciles_before_the_summary(
     services, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
     """A call whose webhook never came is fetched from RIA before the summary is built."""
-    now = datetime.now(KYIV)
+    now = await steady_now()
     seed(str(tmp_path / "calls.db"), todays_calls(now)[:1])
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    lost = make_call(9200, "ANSWER", when=midnight + (now.replace(tzinfo=None) - midnight) / 2)
+    w = window(now)
+    lost = make_call(9200, "ANSWER", when=(w.start + (w.end - w.start) / 2).replace(tzinfo=None))
     async with FakeRia(api_key=RIA_KEY, user_id=RIA_USER, calls=[lost]) as ria:
         service = await services(
             **telegram_env(telegram),
