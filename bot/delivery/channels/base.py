@@ -18,7 +18,11 @@ class DeliveryError(Exception):
     reached), so a failed attempt does not spend the budget that the retry needs.
     `picture_refused`: only the picture was refused (no right to send photos, no scope to
     upload files) and nothing was posted: the text can still go alone; the message says
-    what to change."""
+    what to change.
+    `target_problem`: the failure concerns the target, not the message (a refused token, a
+    chat the bot is not in or that does not exist, a kicked bot): the operator fixes it, so
+    the dispatcher keeps the messages pending and pauses the target instead of giving up.
+    `migrate_to`: a Telegram group became this supergroup; deliver there instead."""
 
     def __init__(
         self,
@@ -28,12 +32,34 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         counted: bool = True,
         picture_refused: bool = False,
+        target_problem: bool = False,
+        migrate_to: str | None = None,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
         self.counted = counted
         self.picture_refused = picture_refused
+        self.target_problem = target_problem
+        self.migrate_to = migrate_to
+
+
+# Telegram's BadRequest answers that concern the chat or the bot's place in it, not the
+# message: the operator fixes them (bot/delivery/outcome pauses the target meanwhile)
+_TELEGRAM_TARGET_ERRORS = (
+    "chat not found",
+    "not enough rights to send text",
+    "have no rights to send",
+    "need administrator rights",
+    "chat_write_forbidden",
+    "group chat was deactivated",
+)
+
+
+def telegram_target_problem(message: str) -> bool:
+    """Whether a Telegram BadRequest concerns the chat (see above) rather than the message."""
+    low = message.lower()
+    return any(phrase in low for phrase in _TELEGRAM_TARGET_ERRORS)
 
 
 class RateLimit:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import os
 import warnings
@@ -20,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
-from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, Update
+from telegram import BotCommand, InputFile, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -31,37 +30,34 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ChatMemberHandler
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.delivery.channels.base import DeliveryError, RateLimit, send_paced
+from bot.delivery.channels.base import (
+    DeliveryError,
+    RateLimit,
+    send_paced,
+    telegram_target_problem,
+)
+from bot.delivery.channels.connect import Retry, until_it_works
+from bot.delivery.channels.telegram_receive import (
+    ALLOWED_UPDATES,
+    SECRET_HEADER,
+    ChatRemovals,
+    TelegramWebhook,
+    build_application,
+    poll_request,
+)
+
+__all__ = ["SECRET_HEADER", "TelegramChannel", "build_application"]  # imported from here
 
 log = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CAPTION_LIMIT = 1024  # a photo's caption, in UTF-16 code units like the 4096 of a message
 # httpx (under python-telegram-bot) reads these: a log line about an unreachable Telegram
 # names the one in use, since a wrong or missing proxy is a common cause
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NO_PHOTO_RIGHTS = "not enough rights to send photos"
-
-
-def build_application(token: str, api_url: str, *, webhook_mode: bool) -> Application:
-    api_url = api_url.rstrip("/")
-    builder = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(f"{api_url}/bot")
-        .base_file_url(f"{api_url}/file/bot")
-        .connect_timeout(5)
-        .read_timeout(10)
-        .write_timeout(20)
-        .pool_timeout(5)
-        .get_updates_read_timeout(35)
-    )
-    if webhook_mode:
-        builder = builder.updater(None)
-    return builder.build()
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -149,17 +145,26 @@ class TelegramChannel:
         self,
         application: Application,
         *,
-        commands: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        commands: list[tuple[str, str]] | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> None:
         self.app = application
         self.api_url = api_url_of(application)
-        self.commands = list(commands)
+        self.commands = list(commands or [])
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.connected = False
-        self.last_error: str | None = None
+        self.mode = "alerts only"
+        # what is failing, by source (connect, commands, polling, chats): `last_error` joins
+        self._errors: dict[str, str] = {}
+        removals = ChatRemovals(lambda error: self._error("chats", error))
+        application.add_handler(
+            ChatMemberHandler(removals.changed, ChatMemberHandler.MY_CHAT_MEMBER), group=-1
+        )
+        request = poll_request(application)
+        if request is not None:
+            request.answered = self._polling_works
         # Telegram: 30 messages/s overall, 1/s per private chat, 20/min per group
         self._overall = RateLimit(30, 1.0)
         self._per_chat: dict[str, list[RateLimit]] = {}
@@ -170,10 +175,15 @@ class TelegramChannel:
     # --- delivery ------------------------------------------------------------------------
 
     def limits(self, target: str) -> list[RateLimit]:
-        limits = self._per_chat.get(target)
+        limits = self._per_chat.pop(target, None)  # re-inserted last: the map is an LRU
         if limits is None:
             group = target.startswith("-") or target.startswith("@")
-            limits = self._per_chat[target] = group_limits() if group else [RateLimit(1, 1.0)]
+            limits = group_limits() if group else [RateLimit(1, 1.0)]
+            # refusals to strangers' chats (a few a minute at most) must not grow it for
+            # ever; the chat dropped has been idle far longer than any window
+            if len(self._per_chat) >= 4096:
+                del self._per_chat[next(iter(self._per_chat))]
+        self._per_chat[target] = limits
         return [*limits, self._overall]
 
     async def notify(self, target: str, text: str) -> dict[str, Any]:
@@ -196,9 +206,9 @@ class TelegramChannel:
         Should the text fail after the picture went out, the outbox's retry posts only the
         text (this process remembers the picture; after a restart it is posted again)."""
         fits = _utf16_len(text) <= CAPTION_LIMIT  # markup counted too: an upper bound
-        caption = text if fits else text.split("\n", 1)[0]
-        if _utf16_len(caption) > CAPTION_LIMIT:
-            caption = None  # never cut: a cut could split an HTML tag
+        first = text if fits else text.split("\n", 1)[0]
+        # never cut: a cut could split an HTML tag
+        caption = first if _utf16_len(first) <= CAPTION_LIMIT else None
         key = (target, hashlib.sha256(png).hexdigest())
         if key not in self._photos_sent:
             ref = await self._sent(
@@ -235,9 +245,13 @@ class TelegramChannel:
                 "TELEGRAM_CHAT_IDS instead",
                 permanent=True,
                 counted=False,
+                target_problem=True,
+                migrate_to=str(new_id),
             ) from None
-        except (Forbidden, InvalidToken) as exc:
-            raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
+        except (Forbidden, InvalidToken) as exc:  # the operator fixes these: the alerts wait
+            raise DeliveryError(
+                f"Telegram: {exc.message}", permanent=True, counted=False, target_problem=True
+            ) from None
         except BadRequest as exc:
             # chat not found, can't parse entities, too long: sending again will not help
             hint = photo_refused(exc.message) if photo else None
@@ -248,7 +262,12 @@ class TelegramChannel:
                     counted=False,
                     picture_refused=True,
                 ) from None
-            raise DeliveryError(f"Telegram: {exc.message}", permanent=True, counted=False) from None
+            raise DeliveryError(
+                f"Telegram: {exc.message}",
+                permanent=True,
+                counted=False,
+                target_problem=telegram_target_problem(exc.message),
+            ) from None
         except (NetworkError, TelegramError) as exc:
             if _transport_failed(exc):
                 why = exc.message or type(exc).__name__
@@ -265,7 +284,7 @@ class TelegramChannel:
         return await send_paced(self.limits(target), lambda: self.notify(target, text))
 
     def status(self) -> dict[str, Any]:
-        return {"connected": self.connected, "last_error": self.last_error}
+        return {"connected": self.connected, "mode": self.mode, "last_error": self.last_error}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -273,38 +292,20 @@ class TelegramChannel:
         self._connector = asyncio.create_task(self._connect(), name="telegram connect")
 
     async def _connect(self) -> None:
-        delay = 1.0
-        failures = 0
-        while True:
-            try:
-                await self.app.initialize()
-                break
-            except InvalidToken:
-                self.last_error = "TELEGRAM_BOT_TOKEN was refused by Telegram"
-                log.error("telegram: %s; alerts wait in the outbox", self.last_error)
-                return
-            except (NetworkError, TelegramError) as exc:
-                why = exc.message or type(exc).__name__
-                error = (
-                    unreachable(self.api_url, why)
-                    if _transport_failed(exc)
-                    else f"Telegram at {self.api_url} answered: {why}"
-                )
-                # an outage repeats this every minute: WARNING when it starts or changes,
-                # INFO while it lasts, and a line when Telegram answers again
-                level = logging.INFO if failures and error == self.last_error else logging.WARNING
-                self.last_error = error
-                failures += 1
-                log.log(level, "telegram: %s; retrying in %.0f s", error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-        if failures:
-            log.info(
-                "telegram: %s answers again after %d failed attempt(s)", self.api_url, failures
+        try:
+            await until_it_works(
+                self._initialize,
+                log=log,
+                name="telegram",
+                what=self.api_url,
+                on_error=lambda error: self._error("connect", error),
             )
-        await self._set_up()
-
-    async def _set_up(self) -> None:
+        except InvalidToken:
+            error = "TELEGRAM_BOT_TOKEN was refused by Telegram"
+            self._error("connect", error)
+            log.error("telegram: %s; alerts wait in the outbox", error)
+            return
+        self._error("connect", None)
         bot = self.app.bot
         try:
             if self.commands:
@@ -312,34 +313,79 @@ class TelegramChannel:
         except TelegramError as exc:
             log.warning("telegram: could not register the command list: %s", exc.message)
         await self.app.start()
+        self.connected = True
+        log.info("telegram: connected as @%s", bot.username)
+        # alerts go out from here on; commands once Telegram takes our setWebhook/getUpdates
+        self.mode = await until_it_works(
+            self._receive,
+            log=log,
+            name="telegram",
+            what="receiving commands",
+            on_error=lambda error: self._error("commands", error),
+        )
+        self._error("commands", None)
+        log.info("telegram: receiving commands (%s)", self.mode)
+
+    async def _initialize(self) -> None:
+        try:
+            await self.app.initialize()
+        except InvalidToken:
+            raise
+        except (NetworkError, TelegramError) as exc:
+            why = exc.message or type(exc).__name__
+            raise Retry(
+                unreachable(self.api_url, why)
+                if _transport_failed(exc)
+                else f"Telegram at {self.api_url} answered: {why}"
+            ) from None
+
+    async def _receive(self) -> str:
+        """One try at receiving commands: setWebhook, or deleteWebhook and long polling."""
+        bot = self.app.bot
         try:
             if self.webhook_url:
                 await bot.set_webhook(
-                    self.webhook_url, secret_token=self.webhook_secret, allowed_updates=["message"]
+                    self.webhook_url,
+                    secret_token=self.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
                 )
-                mode = "webhook"
-            else:
-                await bot.delete_webhook()
-                assert self.app.updater is not None
+                return "webhook"
+            await bot.delete_webhook()
+            assert self.app.updater is not None
+            if not self.app.updater.running:
                 await self.app.updater.start_polling(
-                    allowed_updates=["message"], error_callback=self._polling_error
+                    allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
                 )
-                mode = "long polling"
+            return "long polling"
         except TelegramError as exc:
-            self.last_error = f"could not start receiving commands: {exc.message}"
-            log.warning("telegram: %s", self.last_error)
-            mode = "alerts only"
-        self.connected = True
-        self.last_error = None
-        log.info("telegram: connected as @%s (%s)", bot.username, mode)
+            what = "setWebhook" if self.webhook_url else "deleteWebhook/getUpdates"
+            why = exc.message or type(exc).__name__
+            if _transport_failed(exc):
+                why = unreachable(self.api_url, why)
+            raise Retry(f"commands are off until {what} works: {why}") from None
 
     def _polling_error(self, exc: TelegramError) -> None:
         why = exc.message or type(exc).__name__
         error = f"getUpdates: {unreachable(self.api_url, why) if _transport_failed(exc) else why}"
         # PTB retries getUpdates by itself and calls this on every failure: say it once
-        level = logging.INFO if error == self.last_error else logging.WARNING
-        self.last_error = error
+        level = logging.INFO if error == self._errors.get("polling") else logging.WARNING
+        self._error("polling", error)
         log.log(level, "telegram: %s", error)
+
+    def _polling_works(self) -> None:
+        if self._errors.get("polling"):
+            self._error("polling", None)
+            log.info("telegram: getUpdates works again")
+
+    def _error(self, source: str, error: str | None) -> None:
+        if error is None:
+            self._errors.pop(source, None)
+        else:
+            self._errors[source] = error
+
+    @property
+    def last_error(self) -> str | None:
+        return "; ".join(self._errors.values()) or None
 
     async def stop(self) -> None:
         if self._connector is not None and not self._connector.done():
@@ -357,21 +403,4 @@ class TelegramChannel:
     # --- webhook mode: Telegram posts updates to our HTTP server ---------------------------
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/webhooks/telegram/{secret}", self.handle_update)]
-
-    async def handle_update(self, request: web.Request) -> web.Response:
-        secret = (self.webhook_secret or "").encode()
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        path = request.match_info["secret"].encode()
-        if not secret or not (
-            hmac.compare_digest(path, secret) and hmac.compare_digest(given, secret)
-        ):
-            return web.json_response({"error": "forbidden"}, status=403)
-        try:
-            data = await request.json()
-            update = Update.de_json(data, self.app.bot)
-        except Exception:
-            return web.json_response({"error": "not a Telegram update"}, status=400)
-        if update is not None and self.app.running:
-            await self.app.update_queue.put(update)
-        return web.json_response({"ok": True})
+        return TelegramWebhook(self.app, self.webhook_secret).routes()

@@ -1,0 +1,226 @@
+"""One target's worker: the stages every message goes through (Alertmanager's notify
+pipeline, in small):
+
+    wait (until something is due, and the target's rate limit allows)
+    → coalesce (a backlog becomes one message listing every caller)
+    → render → send
+    → mark sent / retry / pause the target / give up (bot/delivery/outcome)
+
+Each target has its own worker, so one slow or broken chat never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from bot.delivery import render
+from bot.delivery.backlog import Backlog
+from bot.delivery.channels.base import Channel, DeliveryError, Slot, acquire
+from bot.delivery.coalesce import split_coalesced
+from bot.delivery.outcome import Outcomes
+from bot.summary.build import payload_image
+from storage.outbox import OutboxItem, Target
+
+if TYPE_CHECKING:
+    from bot.delivery.dispatcher import Dispatcher
+
+log = logging.getLogger("bot.delivery.dispatcher")
+
+COALESCE_AT = 5  # more alerts than this waiting for one target go out as one message
+SLOW_SLOT_S = 5.0  # ...and so do 2+ when the rate limit holds the next send this long
+
+
+class TargetWorker(Outcomes):
+    def __init__(self, dispatcher: Dispatcher, target: Target, channel: Channel) -> None:
+        self.d = dispatcher
+        self.target = target
+        self.channel = channel
+        # the rows this worker holds; a longer backlog waits in the database (bot/backlog)
+        self.backlog = Backlog(dispatcher.store, target)
+        self.queue = self.backlog.items
+        self.wake = asyncio.Event()
+        self.not_before = 0.0  # wall clock: the platform asked us to wait (429), or paused
+        self.sending = False
+        self.sent = 0
+        self.last_error: str | None = None
+        self.paused: str | None = None
+        self.send_to = target.id
+        self.task: asyncio.Task[None] | None = None
+        self.failures = 0  # consecutive failed sends (transient), for the log's level
+        self.picture_refused = False  # logged once per target
+
+    def add(self, items: list[OutboxItem]) -> None:
+        self.backlog.add(items)
+        self.wake.set()
+
+    def backlog_from(self, first_id: int) -> None:
+        self.backlog.from_db(first_id)
+        self.wake.set()
+
+    def needs_page(self) -> bool:
+        return self.backlog.needs_page()
+
+    def due(self, now: float) -> list[OutboxItem]:
+        if now < self.not_before:
+            return []
+        return [item for item in self.queue.values() if item.next_attempt_at <= now]
+
+    def idle(self, now: float) -> bool:
+        return not self.sending and not self.due(now) and not self.needs_page()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "queued": len(self.queue),
+            "more_in_database": self.backlog.in_db,
+            "sent": self.sent,
+            "last_error": self.last_error,
+            "paused": self.paused,
+        }
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # a bug, or the database failing outside _sent (which retries on its own):
+                # the rows are still pending there, so keep the worker alive and go on
+                log.exception("%s: delivery step failed", self.target)
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        if self.needs_page():
+            await self.backlog.page()
+        now = self.d.clock()
+        due = self.due(now)
+        if not due:
+            await self._wait(now)
+            return
+        slot = await acquire(self.channel.limits(self.target.id))
+        due = self.due(self.d.clock())  # more may have arrived while we waited
+        if due:
+            await self._deliver(self._coalesce(due), slot)
+        else:
+            slot.release()
+
+    # ---- wait ---------------------------------------------------------------------------
+
+    async def _wait(self, now: float) -> None:
+        """Sleep until the next item is due or something new arrives."""
+        self.wake.clear()
+        if self.needs_page():
+            return
+        waits = [item.next_attempt_at for item in self.queue.values()]
+        if self.not_before > now:
+            waits = [max(w, self.not_before) for w in waits]
+        timeout = max(min(waits) - now, 0.01) if waits else None
+        try:
+            await asyncio.wait_for(self.wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # ---- coalesce -----------------------------------------------------------------------
+
+    def _coalesce(self, due: list[OutboxItem]) -> list[OutboxItem]:
+        """The items the next message carries: one, or every waiting alert at once."""
+        if self.paused is not None:
+            return due[:1]  # a probe: one message, until the target works again
+        alerts = [item for item in due if item.kind == "missed_call" and item.call is not None]
+        if due[0] not in alerts or len(alerts) <= 1:
+            return due[:1]
+        slot_wait = max(
+            (lim.delay(time.monotonic()) for lim in self.channel.limits(self.target.id)),
+            default=0.0,
+        )
+        if len(alerts) > COALESCE_AT or slot_wait > SLOW_SLOT_S:
+            return alerts
+        return due[:1]
+
+    # ---- render -------------------------------------------------------------------------
+
+    def _render(self, items: list[OutboxItem]) -> list[tuple[list[OutboxItem], str]]:
+        """The messages to send, each with the items it carries."""
+        d, fmt = self.d, self.channel.fmt
+        if len(items) > 1:
+            return split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
+        item = items[0]
+        if item.kind == "missed_call" and item.call is not None:
+            return [(items, render.alert(item.call, fmt, d.lang, d.tz))]
+        text = item.payload.get(fmt) or item.payload.get("text") or ""
+        return [(items, str(text))]
+
+    async def _render_or_drop(
+        self, items: list[OutboxItem], slot: Slot
+    ) -> list[tuple[list[OutboxItem], str]]:
+        """`_render(items)`; if that fails (a bug), the messages that cannot be rendered even
+        alone are given up, so that one bad row never blocks its target for ever."""
+        try:
+            return self._render(items)
+        except Exception:
+            log.exception("%s: cannot render %d message(s)", self.target, len(items))
+        bad = [item for item in items if not self._renders(item)]
+        if not bad:
+            return self._render(items[:1])  # only the list of them failed: one at a time
+        slot.release()
+        await self._failed(
+            bad,
+            DeliveryError("cannot render the message (see the log)", permanent=True),
+        )
+        return []
+
+    def _renders(self, item: OutboxItem) -> bool:
+        try:
+            self._render([item])
+        except Exception:
+            return False
+        return True
+
+    # ---- send ---------------------------------------------------------------------------
+
+    async def _deliver(self, items: list[OutboxItem], slot: Slot) -> None:
+        self.sending = True
+        try:
+            # a coalesced message may be split in parts; each part's items are marked sent
+            # with that part's reference as soon as it is confirmed, and each part after the
+            # first takes its own slot of the rate limit
+            parts = await self._render_or_drop(items, slot)
+            for index, (part_items, text) in enumerate(parts):
+                if index:
+                    slot = await acquire(self.channel.limits(self.target.id))
+                try:
+                    ref = await self._send(part_items, text)
+                except DeliveryError as exc:
+                    slot.close(exc)
+                    await self._failed(
+                        part_items + [i for p, _ in parts[index + 1 :] for i in p], exc
+                    )
+                    return
+                except Exception as exc:  # a bug or an unexpected client error: retry
+                    slot.close(exc)
+                    log.exception("%s: unexpected error while sending", self.target)
+                    await self._failed(part_items, DeliveryError(type(exc).__name__))
+                    return
+                slot.close()
+                await self._sent(part_items, ref)
+        finally:
+            self.sending = False
+
+    async def _send(self, items: list[OutboxItem], text: str) -> dict[str, Any]:
+        # a summary with a chart goes as a picture with its text (bot/summary builds both)
+        image = payload_image(items[0]) if len(items) == 1 else None
+        if image is not None:
+            try:
+                return await self.channel.notify_image(self.send_to, text, *image)
+            except DeliveryError as exc:
+                if not exc.picture_refused:
+                    raise
+                # the chart is an extra: the text goes out alone (within the same slot,
+                # since the platform took nothing), and the log says what to change
+                level = logging.DEBUG if self.picture_refused else logging.WARNING
+                self.picture_refused = True
+                log.log(level, "%s: chart not sent, the text goes alone: %s", self.target, exc)
+        return await self.channel.notify(self.send_to, text)
