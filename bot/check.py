@@ -280,7 +280,7 @@ async def deliver_now(
     after they have moved on (or sent it again). Backfill's alerts are real ones and stay.
     """
     channels = make_channels(s)
-    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz)
+    dispatcher = Dispatcher(store, channels, lang=s.language, tz=s.tz, pause_targets=not take_back)
     ids = [item.id for item in items if item.id is not None]
     started = time.monotonic()
     deadline = started + timeout
