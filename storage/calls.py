@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+from sqlite_utils.db import NotFoundError
 
 from storage.db import transaction
 from storage.model import CALL_COLUMNS, Call, call_from_row
@@ -128,5 +129,7 @@ def ingest(
 
 
 def get_call(db: sqlite_utils.Database, call_id: int) -> Call | None:
-    row = db.conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-    return call_from_row(row) if row else None
+    try:
+        return call_from_row(db.table("calls").get(call_id))
+    except NotFoundError:
+        return None

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlite_utils
+from sqlite_utils.db import NotFoundError
+
+from storage.db import transaction
 
 
 def get(db: sqlite_utils.Database, key: str) -> str | None:
-    row = db.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
+    try:
+        return str(db.table("meta").get(key)["value"])
+    except NotFoundError:
+        return None
 
 
 def put(db: sqlite_utils.Database, key: str, value: str) -> None:
-    db.conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
+    db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
 
-def get_or_create(db: sqlite_utils.Database, key: str, make) -> str:
+def get_or_create(db: sqlite_utils.Database, key: str, make: Callable[[], str]) -> str:
     """The stored value, or `make()` stored now. Atomic: two starts never disagree."""
-    from storage.db import transaction
-
     with transaction(db):
         value = get(db, key)
         if value is None:

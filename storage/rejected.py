@@ -14,13 +14,15 @@ def keep(
     content_type: str | None,
     received_at: float,
 ) -> int:
-    cur = db.conn.execute(
-        "INSERT INTO rejected_payloads (received_at, source, content_type, reason, body)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (received_at, source, content_type, reason, body),
-    )
-    return int(cur.lastrowid or 0)
+    row = {
+        "received_at": received_at,
+        "source": source,
+        "content_type": content_type,
+        "reason": reason,
+        "body": body,
+    }
+    return int(db.table("rejected_payloads").insert(row).last_rowid or 0)
 
 
 def count(db: sqlite_utils.Database) -> int:
-    return db.conn.execute("SELECT COUNT(*) FROM rejected_payloads").fetchone()[0]
+    return db.table("rejected_payloads").count

@@ -8,17 +8,12 @@ import sqlite_utils
 def record(
     db: sqlite_utils.Database, *, at: float, purpose: str, status: int | None, error: str | None
 ) -> None:
-    db.conn.execute(
-        "INSERT INTO ria_requests (at, purpose, status, error) VALUES (?, ?, ?, ?)",
-        (at, purpose, status, error),
-    )
+    row = {"at": at, "purpose": purpose, "status": status, "error": error}
+    db.table("ria_requests").insert(row)
 
 
 def count_between(db: sqlite_utils.Database, since: float, until: float) -> int:
     """Requests made in [since, until]. Rows after `until` were recorded while the clock was
     ahead: they did not happen in this window, and counting them would block polling for as
     long as they lie in the future."""
-    row = db.conn.execute(
-        "SELECT COUNT(*) FROM ria_requests WHERE at >= ? AND at <= ?", (since, until)
-    ).fetchone()
-    return int(row[0])
+    return db.table("ria_requests").count_where("at >= ? AND at <= ?", [since, until])

@@ -1,11 +1,23 @@
-"""Versioned migrations, applied in order; PRAGMA user_version records the last one."""
+"""Versioned migrations, applied in order; PRAGMA user_version records the last one.
+
+A step is SQL text, or a function of the database for what SQL cannot say in a line:
+SQLite's ALTER TABLE cannot change a column's type, constraint or default, and
+sqlite-utils' `table.transform(...)` does the twelve-step copy that takes instead (it keeps
+the table's indexes, not its triggers: a step that transforms `calls` recreates
+calls_prev_caller). The released steps are SQL and stay SQL: see README, Design notes.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+Step = str | Callable[[sqlite_utils.Database], None]
 
 # Each entry moves the schema one version up. Never edit a released entry: append a new one.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[Step] = [
     # 1: the initial schema
     """
     CREATE TABLE calls (
@@ -131,15 +143,36 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: sqlite3.Connection, steps: list[Step] | None = None) -> int:
     """Bring the schema to the newest version; returns it. Each step is one transaction."""
+    steps = MIGRATIONS if steps is None else steps
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
+    if version > len(steps):
         raise RuntimeError(
             f"database schema version {version} is newer than this program knows "
-            f"({len(MIGRATIONS)}): upgrade ria-calls-bot"
+            f"({len(steps)}): upgrade ria-calls-bot"
         )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        # executescript commits first; wrap the step so it applies whole or not at all
-        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-    return len(MIGRATIONS)
+    for number, step in enumerate(steps[version:], start=version + 1):
+        if isinstance(step, str):
+            # executescript commits first; wrap the step so it applies whole or not at all
+            conn.executescript(f"BEGIN;\n{step}\nPRAGMA user_version = {number};\nCOMMIT;")
+        else:
+            _run_step(conn, step, number)
+    return len(steps)
+
+
+def _run_step(
+    conn: sqlite3.Connection, step: Callable[[sqlite_utils.Database], None], number: int
+) -> None:
+    # BEGIN IMMEDIATE: another process starting at the same moment waits for this step
+    # instead of running it a second time; sqlite-utils nests its own work in savepoints
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+            step(sqlite_utils.Database(conn))
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
