@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
-import secrets
 import signal
-import socket
 import sqlite3
 import sys
 import threading
@@ -26,7 +23,8 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import i18n
-from bot.config import ConfigError, Settings, database_problem, listen_problem
+from bot.config import ConfigError, Settings
+from bot.config_checks import database_problem, listen_problem
 from bot.delivery import render
 from bot.delivery.channels.base import Channel
 from bot.delivery.channels.console import ConsoleChannel
@@ -34,47 +32,26 @@ from bot.delivery.channels.slack import SlackChannel, build_client
 from bot.delivery.channels.slack import message as slack_message
 from bot.delivery.channels.telegram import TelegramChannel, build_application
 from bot.delivery.dispatcher import Dispatcher
+from bot.http import HttpServer
 from bot.logs import REDACT
 from bot.summary.schedule import SummaryScheduler
+from bot.webhook_url import announce, webhook_secret_origin
 from handlers.chat import commands
 from handlers.chat.slack import register as register_slack
 from handlers.chat.telegram import COMMANDS, register
 from handlers.health import Health
 from handlers.intake import Intake
-from handlers.ria.api import RiaClient
+from handlers.ria.factory import build_poller
 from handlers.ria.poller import RiaPoller
 from handlers.ria.webhook import RiaWebhook
-from storage import meta, retention
+from storage import retention
 from storage.db import Store
 
 log = logging.getLogger(__name__)
 
 STOP_FLUSH_S = 2.5  # of the 5 s a container runtime waits after SIGTERM
-MASK = "*" * 8  # stands for the generated webhook secret after the start that made it
 STOP_S = 4.0  # the whole graceful stop, however slow Telegram or Slack are to answer
 STOP_HARD_S = 4.7  # ...and if it still hangs, leave anyway: everything is in the database
-NO_ALERTS = -math.inf  # alert_max_age_s that no call is young enough for (backfill)
-
-
-async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
-    """The RIA webhook secret and whether it was generated (kept in the database)."""
-    value, origin = await webhook_secret_origin(store, settings)
-    return value, origin != "setting"
-
-
-async def webhook_secret_origin(store: Store, settings: Settings) -> tuple[str, str]:
-    """The RIA webhook secret and where it comes from: "setting" (RIA_WEBHOOK_SECRET),
-    "created" (generated just now and kept in the database) or "stored" (generated before)."""
-    if settings.ria_webhook_secret is not None:
-        return settings.ria_webhook_secret.get_secret_value(), "setting"
-    created: list[str] = []
-
-    def make() -> str:
-        created.append(secrets.token_urlsafe(24))
-        return created[-1]
-
-    value = await store.run(meta.get_or_create, "ria_webhook_secret", make)
-    return value, "created" if created and created[0] == value else "stored"
 
 
 def make_channels(settings: Settings) -> dict[str, Channel]:
@@ -123,7 +100,7 @@ class Service:
     def __post_init__(self) -> None:
         self.store = Store(self.settings.database_path)
         # set by start(); shutdown() closes whatever a failed start got as far as
-        self.runner: web.AppRunner | None = None
+        self.http: HttpServer | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.http_session: aiohttp.ClientSession | None = None
         self.dispatcher: Dispatcher | None = None
@@ -181,11 +158,16 @@ class Service:
             missed_statuses=s.missed_statuses,
             on_alerts=self.dispatcher.submit,
         )
-        self.http_session = aiohttp.ClientSession()
-        self.poller = self._make_poller()
+        self.http_session = session = aiohttp.ClientSession()
+        self.poller = self._make_poller(session)
 
-        app = web.Application(client_max_size=1024 * 1024)
-        app.add_routes(RiaWebhook(self.store, self.intake, secret=secret, tz=s.tz).routes())
+        self.http = HttpServer(max_connections=s.http_max_connections, trusted=s.trusted_networks)
+        app = self.http.app
+        app.add_routes(
+            RiaWebhook(
+                self.store, self.intake, secret=secret, tz=s.tz, trusted=s.trusted_networks
+            ).routes()
+        )
         health = Health(
             self.store,
             storage_error=lambda: self.intake.storage_error,
@@ -210,16 +192,11 @@ class Service:
         slack = self.channels.get("slack")
         if isinstance(slack, SlackChannel):
             self._register_slack(slack, app)
-        # no access log: the webhook paths carry secrets
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, s.http_host, s.http_port)
         try:
-            await site.start()
+            port = await self.http.start(s.http_host, s.http_port)
         except OSError as exc:
             raise ConfigError([listen_problem(s.http_host, s.http_port, exc)]) from None
-        port = self._bound_port(site)
-        self._announce(secret, origin, port)
+        announce(s, secret, origin, port)
 
         await self.dispatcher.start()
         if isinstance(telegram, TelegramChannel):
@@ -304,69 +281,20 @@ class Service:
                 total["rejected_payloads"],
             )
 
-    def _make_poller(self) -> RiaPoller | None:
-        s = self.settings
-        if not s.polling_enabled:
+    def _make_poller(self, session: aiohttp.ClientSession) -> RiaPoller | None:
+        poller = build_poller(self.settings, session, self.store, self.intake)
+        if poller is None:
             log.info(
                 "RIA polling is off (set RIA_API_KEY and RIA_USER_ID to turn it on); "
                 "the webhook works without it"
             )
-            return None
-        assert s.ria_api_key is not None and s.ria_user_id is not None
-        client = RiaClient(
-            self.http_session,
-            base_url=s.ria_api_url,
-            api_key=s.ria_api_key.get_secret_value(),
-            user_id=s.ria_user_id,
-        )
-        return RiaPoller(
-            client,
-            self.store,
-            self.intake,
-            tz=s.tz,
-            interval_minutes=s.ria_poll_interval_minutes,
-            monthly_quota=s.ria_monthly_quota,
-            alert_max_age_s=s.alert_max_age_minutes * 60,
-        )
+        return poller
 
     async def _poll(self) -> None:
         assert self.poller is not None
         # retries after a transient failure are chained inside, ending before the next poll
         with contextlib.suppress(asyncio.CancelledError):  # stopping: the next start polls
             await self.poller.poll_and_retry()
-
-    @staticmethod
-    def _bound_port(site: web.TCPSite) -> int:
-        server = site._server  # aiohttp exposes the bound sockets only here
-        sockets = getattr(server, "sockets", None) or []
-        return sockets[0].getsockname()[1] if sockets else site._port
-
-    def _announce(self, secret: str, origin: str, port: int) -> None:
-        s = self.settings
-        host = s.http_host if s.http_host not in ("0.0.0.0", "::", "") else _local_name()
-        base = (s.public_url or f"http://{host}:{port}").rstrip("/")
-        log.info("listening on http://%s:%d", s.http_host, port)
-        # the one place a secret may be shown: to the operator, on stdout, once, when it is
-        # made; on later starts stdout ends up in the container runtime's logs, so it is masked
-        if origin == "created":
-            print(f"RIA webhook URL: {base}/webhooks/ria/{secret}", flush=True)
-            print(
-                "  (shown once; `ria-calls-bot check --show-webhook-url` shows it again)",
-                flush=True,
-            )
-        elif origin == "stored":
-            print(f"RIA webhook URL: {base}/webhooks/ria/{MASK}", flush=True)
-            print(
-                "  (secret hidden; `ria-calls-bot check --show-webhook-url` shows it)",
-                flush=True,
-            )
-        else:
-            print(f"RIA webhook URL: {base}/webhooks/ria/<RIA_WEBHOOK_SECRET>", flush=True)
-        if not s.public_url:
-            print(
-                "  (set PUBLIC_URL to the address RIA can reach, e.g. https://bot.example.com)",
-                flush=True,
-            )
 
     async def shutdown(self, quiet: bool = False) -> None:
         """Stop in order, within STOP_S whatever the platforms do (each step gets what is
@@ -378,8 +306,8 @@ class Service:
             return max(min(deadline - time.monotonic(), at_most), 0.0)
 
         # stop taking requests first; a webhook already in progress still gets its answer
-        if self.runner is not None:
-            await _bounded(self.runner.cleanup(), left(1.5), "http server")
+        if self.http is not None:
+            await _bounded(self.http.stop(), left(1.5), "http server")
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.summaries is not None:  # its background poll uses the session and database
@@ -428,10 +356,3 @@ def _force_exit() -> None:
 
 def _now(settings: Settings) -> datetime:
     return datetime.now(settings.tz)
-
-
-def _local_name() -> str:
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"

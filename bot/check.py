@@ -10,15 +10,17 @@ from pathlib import Path
 import aiohttp
 import sqlite_utils
 
-from bot.app import make_channels, webhook_secret
+from bot.app import make_channels
 from bot.config import Settings
 from bot.delivery.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.delivery.channels.telegram import TelegramChannel, chat_id
 from bot.delivery.dispatcher import Dispatcher
 from bot.logs import REDACT, REDACTED
+from bot.webhook_url import webhook_secret
 from handlers.intake import Intake
-from handlers.ria.api import RiaApiError, RiaClient
-from handlers.ria.poller import BudgetExceeded, RiaPoller, check_budget, requests_per_month
+from handlers.ria.api import RiaApiError
+from handlers.ria.factory import build_poller
+from handlers.ria.poller import BudgetExceeded, check_budget, requests_per_month
 from storage import meta, outbox
 from storage.db import Store
 from storage.outbox import OutboxItem
@@ -115,7 +117,6 @@ async def _webhook_url(s: Settings, store: Store, report: Report, show: bool) ->
 
 
 async def _check_ria(s: Settings, store: Store, report: Report) -> None:
-    assert s.ria_api_key is not None and s.ria_user_id is not None
     needed = requests_per_month(s.ria_poll_interval_minutes)
     report.line(
         needed <= s.ria_monthly_quota,
@@ -127,22 +128,10 @@ async def _check_ria(s: Settings, store: Store, report: Report) -> None:
         None, f"RIA requests used: {budget.used_hour} this hour, {budget.used_month} this month"
     )
     async with aiohttp.ClientSession() as session:
-        client = RiaClient(
-            session,
-            base_url=s.ria_api_url,
-            api_key=s.ria_api_key.get_secret_value(),
-            user_id=s.ria_user_id,
-            timeout=15,
-        )
-        poller = RiaPoller(
-            client,
-            store,
-            Intake(store, targets=[], missed_statuses=[]),
-            tz=s.tz,
-            interval_minutes=s.ria_poll_interval_minutes,
-            monthly_quota=s.ria_monthly_quota,
-            alert_max_age_s=0,
-        )
+        # no targets: a check stores nothing that could alert
+        intake = Intake(store, targets=[], missed_statuses=[])
+        poller = build_poller(s, session, store, intake, timeout=15)
+        assert poller is not None  # polling_enabled
         today = datetime.now(s.tz).date()
         try:
             records = await poller.fetch(today, today, purpose="check")
@@ -150,8 +139,8 @@ async def _check_ria(s: Settings, store: Store, report: Report) -> None:
         except BudgetExceeded as exc:
             report.line(None, f"RIA API not asked: {exc}")
         except RiaApiError as exc:
-            hint = ": check RIA_API_KEY and RIA_USER_ID" if exc.bad_key else ""
-            report.line(False, f"{exc}{hint}")
+            # the fix names the setting: RIA_API_KEY on 401/403, RIA_API_URL on 400/404
+            report.line(False, f"{exc}: {exc.fix}" if exc.fix else str(exc))
 
 
 async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report) -> None:

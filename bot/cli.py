@@ -8,7 +8,6 @@ import contextlib
 import io
 import logging
 import os
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -25,9 +24,6 @@ from storage.db import NoDatabase
 log = logging.getLogger("ria-calls-bot")
 
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-# how the bot prints dates in Ukrainian (28.11.2026): what people copy back into a command
-_DOTTED_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", re.ASCII)
 DATE_FORMATS = "YYYY-MM-DD or DD.MM.YYYY"
 PERIOD_HELP = (
     "PERIOD: today (default), yesterday, week (the last 7 days), month (since the 1st), "
@@ -40,29 +36,11 @@ NO_DATABASE = "no database at {path} (set DATABASE_PATH, or run from the folder 
 DELIVER_TIMEOUT_S = 30.0
 
 
-class NoSuchDate(ValueError):
-    """Spelled like a date, but the calendar has no such day (31.02.2026)."""
-
-
-def parse_date(text: str) -> date:
-    """'2026-11-28' or '28.11.2026'; ValueError saying what is accepted otherwise."""
-    word = text.strip()
-    # fullmatch first: date.fromisoformat also takes "20261128" and "2026-W48-6"
-    dotted = _DOTTED_DATE.fullmatch(word)
-    try:
-        if dotted:
-            day, month, year = (int(g) for g in dotted.groups())
-            return date(year, month, day)
-        if _ISO_DATE.fullmatch(word):
-            return date.fromisoformat(word)
-    except ValueError:
-        raise NoSuchDate(f'there is no such day: "{text}"') from None
-    raise ValueError(f'"{text}" is not a date ({DATE_FORMATS})')
-
-
 def _date(text: str) -> date:
+    from handlers.chat.periods import parse_day
+
     try:
-        return parse_date(text)
+        return parse_day(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -135,6 +113,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"give up (and take the message back) after this long (default {DELIVER_TIMEOUT_S:g})",
     )
+    rs = sub.add_parser("resend", help="send failed alerts again (at the service's next start)")
+    rs.add_argument("--failed", action="store_true", required=True, help="the failed ones")
+    rs.add_argument("--since", type=_date, metavar="DATE", help="only those created since DATE")
     sub.add_parser(
         "status",
         help="per target: pending, sent, last error; the poller's budget; the database",
@@ -153,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-READ_COMMANDS = ("stats", "missed", "status")
+READ_COMMANDS = ("stats", "missed", "status", "resend")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +198,10 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
             if command == "backup":
                 return asyncio.run(backup.run(settings, args.file, args.keep))
             return asyncio.run(forget.forget(settings, args.phone))
+        if command == "resend":
+            from bot.delivery import resend
+
+            return asyncio.run(resend.run(settings.database_path, args.since, settings.tz))
         if command == "status":
             from bot.status import status
 
@@ -313,9 +298,9 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
     import aiohttp
 
     from handlers.intake import Intake
-    from handlers.ria.api import RiaApiError, RiaClient
-    from handlers.ria.poller import BudgetExceeded, RiaPoller
-    from handlers.ria.records import parse_records
+    from handlers.ria.api import RiaApiError
+    from handlers.ria.factory import build_poller
+    from handlers.ria.poller import BudgetExceeded
     from storage.db import Store
     from storage.outbox import OutboxItem
 
@@ -325,8 +310,6 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
     if day_to < day_from:
         print("backfill: --to is before --from", file=sys.stderr)
         return 2
-    assert settings.ria_api_key is not None and settings.ria_user_id is not None
-    max_age_s = settings.alert_max_age_minutes * 60
     store = Store(settings.database_path)
     await store.open()
     total_new = total_seen = 0
@@ -334,27 +317,14 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
     code = 0
     try:
         async with aiohttp.ClientSession() as session:
-            client = RiaClient(
-                session,
-                base_url=settings.ria_api_url,
-                user_id=settings.ria_user_id,
-                api_key=settings.ria_api_key.get_secret_value(),
-            )
             intake = Intake(
                 store,
                 targets=settings.alert_targets(),
                 missed_statuses=settings.missed_statuses,
                 on_alerts=alerts.extend,
             )
-            poller = RiaPoller(
-                client,
-                store,
-                intake,
-                tz=settings.tz,
-                interval_minutes=settings.ria_poll_interval_minutes,
-                monthly_quota=settings.ria_monthly_quota,
-                alert_max_age_s=max_age_s,
-            )
+            poller = build_poller(settings, session, store, intake)
+            assert poller is not None  # polling_enabled
             start = day_from
             while start <= day_to:
                 end = min(start + timedelta(days=30), day_to)
@@ -364,13 +334,17 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                     print(f"backfill stopped at {start}: {exc}", file=sys.stderr)
                     code = 1
                     break
-                calls, bad = parse_records(records, settings.tz)
-                result = await intake.accept(calls, source="backfill", alert_max_age_s=max_age_s)
-                total_new += result.accepted
-                total_seen += len(calls)
+                # as the poller does: unusable records are kept in rejected_payloads
+                got = await poller.ingest(records, source="backfill")
+                total_new += got.new
+                total_seen += got.calls
                 print(
-                    f"{start}..{end}: {len(calls)} calls, {result.accepted} new"
-                    + (f", {len(bad)} unusable" if bad else ""),
+                    f"{start}..{end}: {got.calls} calls, {got.new} new"
+                    + (
+                        f", {got.unusable} unusable (kept in rejected_payloads)"
+                        if got.unusable
+                        else ""
+                    ),
                     flush=True,
                 )
                 start = end + timedelta(days=1)

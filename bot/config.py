@@ -16,20 +16,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.config_checks import database_problem, dotenv_problems, env_file_problem, listen_problem
+from handlers.proxies import Network, networks
 from handlers.ria.records import normalise_status
 from storage.outbox import Target
 
 _CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _URL_SECRET = re.compile(r"[A-Za-z0-9_-]{16,128}")  # a secret that is part of a URL path
-# what `docker run --env-file` keeps in a value although python-dotenv strips it
-_QUOTED = re.compile(r"""^\s*["'].*|.*["']\s*$""", re.DOTALL)
-_COMMENT_TAIL = re.compile(r"\s#")
 # RIA's call statuses (its own page spells BUSY as BYSY; both are accepted)
 RIA_STATUSES = ("ANSWER", "NOANSWER", "CANCEL", "BUSY", "FAILED", "CONGESTION")
 _STATUS_LIST = "ANSWER, NOANSWER, CANCEL, BUSY (or BYSY), FAILED, CONGESTION"
 # the weekly summary compares a week with the one before: both must still be stored
 MIN_RETENTION_DAYS = 15
+
+
+__all__ = ["ConfigError", "Settings", "database_problem", "listen_problem", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -59,6 +61,10 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"
     http_port: int = 8080
     public_url: str | None = None
+    # proxies whose X-Forwarded-For is believed when a log line names a client's address
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1/8", "::1")
+    # open HTTP connections at most; 0: from the open-file limit (see bot/http.py)
+    http_max_connections: int = Field(0, ge=0)
 
     ria_webhook_secret: SecretStr | None = None
     ria_api_key: SecretStr | None = None
@@ -207,6 +213,13 @@ class Settings(BaseSettings):
                 )
         return statuses
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> tuple[str, ...]:
+        found = _split(value)
+        networks(found)  # raises ValueError naming the bad entry
+        return tuple(dict.fromkeys(found))
+
     @field_validator("telegram_chat_ids", mode="before")
     @classmethod
     def _chats(cls, value: Any) -> tuple[str, ...]:
@@ -255,7 +268,7 @@ class Settings(BaseSettings):
     @classmethod
     def _no_quotes_or_comments(cls, value: Any) -> Any:
         if isinstance(value, str):
-            problem = _env_file_problem(value)
+            problem = env_file_problem(value)
             if problem:
                 raise ValueError(problem)
         return value
@@ -265,6 +278,10 @@ class Settings(BaseSettings):
     @cached_property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return networks(self.trusted_proxies)
 
     @property
     def telegram_enabled(self) -> bool:
@@ -320,42 +337,6 @@ class Settings(BaseSettings):
         return lines
 
 
-def _env_file_problem(raw: str) -> str | None:
-    """Why a value as written would not survive `docker run --env-file` (the value itself is
-    never repeated: it may be a secret)."""
-    if _QUOTED.match(raw):
-        return (
-            "the value is in quotes; write it without them "
-            "(docker --env-file keeps quotes as part of the value)"
-        )
-    if _COMMENT_TAIL.search(raw):
-        return (
-            'the value ends with a comment ("  # ..."); put comments on a line of their own '
-            "(docker --env-file keeps it as part of the value)"
-        )
-    return None
-
-
-def dotenv_problems(path: Path) -> list[str]:
-    """Lines of a `.env` that python-dotenv reads fine but Docker would not: quoted values and
-    comments after a value. The same file must work for `make run` and `--env-file`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []  # pydantic-settings reports an unreadable file its own way
-    fields = set(Settings.model_fields)
-    lines = []
-    for line in text.splitlines():
-        name, sep, raw = line.strip().removeprefix("export ").partition("=")
-        name = name.strip()
-        if not sep or name.startswith("#") or name.lower() not in fields:
-            continue
-        problem = _env_file_problem(raw)
-        if problem:
-            lines.append(f"{name.upper()}: in {path.name}, {problem}")
-    return lines
-
-
 def _variable(loc: tuple[Any, ...]) -> str:
     return str(loc[0]).upper() if loc else "configuration"
 
@@ -374,7 +355,11 @@ def _message(error: dict[str, Any]) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate; raises ConfigError with one readable line per problem."""
     env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
-    file_problems = dotenv_problems(Path(env_file)) if isinstance(env_file, str | Path) else []
+    file_problems = (
+        dotenv_problems(Path(env_file), set(Settings.model_fields))
+        if isinstance(env_file, str | Path)
+        else []
+    )
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -384,51 +369,3 @@ def load_settings(**overrides: Any) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
-
-
-# --- start-up failures that are settings in disguise ---------------------------------------
-
-
-def database_problem(path: str, exc: BaseException) -> str:
-    """One config-error line for a database that cannot be opened or created."""
-    where = Path(path).expanduser().absolute()
-    if where.is_dir():
-        reason = "that is a folder, not a file"
-    elif isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:
-        reason = f"{exc.filename} is a file, not a folder"
-    elif isinstance(exc, OSError) and exc.strerror:
-        reason = exc.strerror
-    else:
-        reason = str(exc)
-    if "locked" in reason:
-        todo = "another ria-calls-bot may be using it: stop that one, or use another file"
-    elif "full" in reason:
-        todo = "free some space on that disk, or set it to a file on another one"
-    else:
-        todo = "set it to a file in a folder this user can create and write"
-    return f"DATABASE_PATH: cannot open {where} ({reason}); {todo}"
-
-
-def listen_problem(host: str, port: int, exc: OSError) -> str:
-    """One config-error line for an HTTP server that cannot listen (port in use, ...)."""
-    import errno
-    import socket
-
-    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
-        return (
-            f'HTTP_HOST: cannot listen on "{host}" ({exc.strerror or exc}); set it to an '
-            "address of this machine, or 0.0.0.0 for all"
-        )
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"HTTP_PORT: port {port} is already in use on {host} (another program, or "
-            "ria-calls-bot already running); stop that one or set HTTP_PORT to a free port"
-        )
-    if exc.errno == errno.EACCES:
-        return (
-            f"HTTP_PORT: no permission to listen on port {port} (ports below 1024 need "
-            "privileges); set HTTP_PORT to 1024 or above"
-        )
-    return (
-        f"HTTP_HOST / HTTP_PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); check both"
-    )

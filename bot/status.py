@@ -88,7 +88,7 @@ def _when(at: float | None, tz: Any) -> str:
 
 
 def _size(path: Path) -> str:
-    total = sum(
+    total: float = sum(
         p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.is_file()
     )
     for unit in ("bytes", "KiB", "MiB", "GiB"):

@@ -157,7 +157,7 @@ async def test_summary_and_backfill_take_dotted_dates(tmp_path: Path) -> None:
     assert code == 0, err
     assert dotted == iso and "25.01.2026" in dotted
     code, _, err = await run_cli(env, tmp_path, "summary", "31.02.2026")
-    assert code == 2 and "no such day" in err
+    assert code == 2 and "no such date" in err
     code, _, err = await run_cli(env, tmp_path, "summary", "25/01/2026")
     assert code == 2 and "YYYY-MM-DD or DD.MM.YYYY" in err
     # backfill parses both before it needs RIA at all
@@ -166,7 +166,7 @@ async def test_summary_and_backfill_take_dotted_dates(tmp_path: Path) -> None:
     )
     assert code == 2 and "RIA_API_KEY" in err
     code, _, err = await run_cli(env, tmp_path, "backfill", "--from", "32.11.2026", "--to", "x")
-    assert code == 2 and "no such day" in err
+    assert code == 2 and "no such date" in err
 
 
 # --- item 21: no arguments prints help; the help shows the formats ----------------------------

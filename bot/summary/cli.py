@@ -41,18 +41,14 @@ def parse_when(text: str, today: date) -> tuple[str, date]:
         return DAILY, today - timedelta(days=1)
     if word in _WEEK:
         return WEEKLY, monday_of(today) - timedelta(days=7)
-    from bot.cli import DATE_FORMATS, NoSuchDate, parse_date
+    from bot.cli import DATE_FORMATS
+    from handlers.chat.periods import parse_day
 
     try:
-        day = parse_date(word)
-    except NoSuchDate:
-        raise UsageError(
-            f'"{text}" is not today, yesterday, week or a date (there is no such day)'
-        ) from None
-    except ValueError:
-        raise UsageError(
-            f'"{text}" is not today, yesterday, week or a date ({DATE_FORMATS})'
-        ) from None
+        day = parse_day(word)
+    except ValueError as exc:
+        why = "there is no such date" if "no such date" in str(exc) else DATE_FORMATS
+        raise UsageError(f'"{text}" is not today, yesterday, week or a date ({why})') from None
     if day > today:
         raise UsageError(f"{day} is in the future")
     return DAILY, day

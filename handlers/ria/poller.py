@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from handlers.backoff import backoff
 from handlers.intake import Intake
 from handlers.ria.api import RiaApiError, RiaClient
 from handlers.ria.records import parse_records
@@ -34,7 +35,17 @@ log = logging.getLogger(__name__)
 
 HOURLY_CAP = 30  # RIA's own limit per clock hour
 PACE_LEAD_DAYS = 0.5  # the pace runs half a day's share of the quota ahead of an even spread
-MAX_BACKOFF_DOUBLINGS = 16  # 60 s * 2**16 is far past any cap: no float overflow, ever
+RETRY_BASE_S = 60.0  # the first retry after a transient failure
+
+
+@dataclass
+class Ingested:
+    """What one answer from RIA gave: usable calls, new ones, unusable records kept."""
+
+    calls: int
+    new: int
+    unusable: int
+    alerts: int
 
 
 @dataclass
@@ -200,20 +211,27 @@ class RiaPoller:
             return None
         return await self._store(records)
 
-    async def _store(self, records: list[Any]) -> int:
+    async def ingest(
+        self, records: list[Any], *, source: str, alert_max_age_s: float | None = None
+    ) -> Ingested:
+        """Store what RIA answered: usable calls through the intake, every unusable record
+        kept raw in `rejected_payloads` (as the webhook does), so nothing RIA sent is lost."""
         calls, bad = parse_records(records, self.tz)
         for record, reason in bad:
             await self.store.run(
                 rejected.keep,
                 body=repr(record).encode(),
                 reason=reason,
-                source="poll",
+                source=source,
                 content_type=None,
                 received_at=self.clock(),
             )
-        result = await self.intake.accept(
-            calls, source="poll", alert_max_age_s=self.alert_max_age_s
-        )
+        max_age = self.alert_max_age_s if alert_max_age_s is None else alert_max_age_s
+        result = await self.intake.accept(calls, source=source, alert_max_age_s=max_age)
+        return Ingested(len(calls), result.accepted, len(bad), len(result.alerts))
+
+    async def _store(self, records: list[Any]) -> int:
+        got = await self.ingest(records, source="poll")
         self.failures, self.last_ok, self.last_error = 0, self.clock(), None
         self._retry = False
         if self._permanent_logged is not None:
@@ -221,11 +239,11 @@ class RiaPoller:
             log.info("poller: RIA answers again")
         log.info(
             "poller: %d call(s) from RIA, %d new, %d alert(s) queued",
-            len(calls),
-            result.accepted,
-            len(result.alerts),
+            got.calls,
+            got.new,
+            got.alerts,
         )
-        return result.accepted
+        return got.new
 
     def _on_error(self, exc: RiaApiError) -> None:
         self.last_error = str(exc)
@@ -256,8 +274,10 @@ class RiaPoller:
         """Seconds until a retry after a transient failure, or None for no extra retry."""
         if not self._retry or not self.failures:
             return None
-        doublings = min(self.failures - 1, MAX_BACKOFF_DOUBLINGS)
-        return min(60.0 * 2**doublings, self.interval_minutes * 60 / 2)
+        # no jitter: one poller per process, and the chain must end before the next poll
+        return backoff(
+            self.failures - 1, base=RETRY_BASE_S, cap=self.interval_minutes * 60 / 2, jitter=0
+        )
 
     async def poll_and_retry(
         self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

@@ -1,0 +1,169 @@
+"""The HTTP server, hardened for the open internet.
+
+aiohttp's defaults suit a server behind a proxy that does this work: an hour of keep-alive,
+no limit on open connections, no time limit on a request whose body trickles in. Exposed
+directly, 1,100 idle sockets were enough to make `/healthz` and RIA's webhooks time out. Here:
+
+- keep-alive of KEEPALIVE_S. aiohttp's keep-alive timer runs from the moment a connection
+  opens (or its last answer went out) until a request's headers are complete, so it is also
+  the time limit for headers that trickle in;
+- REQUEST_S for reading a body and answering it (a 408 after that);
+- every body at most MAX_BODY (client_max_size; the routes read no further than that);
+- at most `max_connections` open connections. When a new one would pass the cap, the oldest
+  connection that is not in the middle of a request (idle, or still sending its headers) is
+  closed to make room, so a flood of idle sockets cannot lock RIA or a health check out; only
+  when every connection is busy is the new one refused. One log line a minute at most says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from handlers.proxies import Network, client_address
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 75.0  # longer than the usual proxy's idle timeout (Caddy, nginx: 60 s or less)
+REQUEST_S = 30.0
+MAX_BODY = 64 * 1024
+FULL_LOG_EVERY_S = 60.0
+# connections when HTTP_MAX_CONNECTIONS=0: half the open-file limit, leaving the rest to the
+# database, the chat platforms and RIA; within [MIN_CAP, MAX_CAP]
+MIN_CAP, MAX_CAP = 16, 4096
+FD_RESERVE = 64
+REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def default_cap() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CAP
+    return max(MIN_CAP, min(MAX_CAP, (soft - FD_RESERVE) // 2))
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection past the cap while every other is busy: a 503 and close, at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(REFUSAL)
+        transport.close()
+
+
+class HttpServer:
+    def __init__(
+        self,
+        *,
+        max_connections: int = 0,
+        trusted: Sequence[Network] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cap = max_connections or default_cap()
+        self.trusted = tuple(trusted)
+        self.clock = clock
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        self._busy: set[RequestHandler] = set()
+        # the address each connection's last request came from (X-Forwarded-For from a
+        # trusted proxy), so the cap's log line can name who holds the connections
+        self._client: dict[RequestHandler, str] = {}
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._logged_at = -FULL_LOG_EVERY_S
+        self.evicted = self.refused = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; the bound port (port 0 picks a free one). OSError if it cannot."""
+        # no access log: the webhook paths carry secrets
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=KEEPALIVE_S
+        )
+        await self._runner.setup()
+        loop = asyncio.get_running_loop()
+        # our own listener instead of web.TCPSite: the protocol factory is where a new
+        # connection can be weighed against the cap before aiohttp takes it on
+        self._listener = await loop.create_server(
+            self._connection, host or None, port, reuse_address=True
+        )
+        return int(self._listener.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes idle connections, waits for the rest
+
+    # --- the cap ---------------------------------------------------------------------------
+
+    def _connection(self) -> asyncio.BaseProtocol:
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+        open_ = [h for h in server.connections if h.transport is not None]
+        if len(open_) >= self.cap:
+            idle = [h for h in open_ if h not in self._busy]
+            if not idle:
+                self.refused += 1
+                self._log_full(open_, "every one is busy: refused a new one")
+                return _Refuse()
+            # the oldest first: a flood's sockets, or a keep-alive nobody is using
+            idle[0].force_close()
+            self.evicted += 1
+            self._log_full(open_, "closed the oldest idle one to make room")
+        self._client = {h: a for h, a in self._client.items() if h.transport is not None}
+        return server()
+
+    def _log_full(self, open_: list[RequestHandler], what: str) -> None:
+        now = self.clock()
+        if now - self._logged_at < FULL_LOG_EVERY_S:
+            return
+        self._logged_at = now
+        holders = Counter(self._client.get(h) or _peer(h) for h in open_)
+        top = ", ".join(f"{addr} ({n})" for addr, n in holders.most_common(3))
+        log.warning(
+            "http: %d connections open, the most allowed (HTTP_MAX_CONNECTIONS=%d); %s; "
+            "most from %s (this line once a minute at most: %d closed, %d refused so far)",
+            len(open_),
+            self.cap,
+            what,
+            top,
+            self.evicted,
+            self.refused,
+        )
+
+    # --- every request -----------------------------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        self._busy.add(protocol)
+        self._client[protocol] = client_address(request, self.trusted)
+        timeout = asyncio.timeout(REQUEST_S)
+        try:
+            async with timeout:
+                return await handler(request)
+        except TimeoutError:
+            if not timeout.expired():
+                raise  # the handler's own, not ours
+            log.debug(
+                "http: %s %s took over %g s", self._client[protocol], request.method, REQUEST_S
+            )
+            response = web.Response(status=408, text="request timeout")
+            response.force_close()
+            return response
+        finally:
+            self._busy.discard(protocol)
+
+
+def _peer(handler: RequestHandler) -> str:
+    transport = handler.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else "unknown"
