@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,10 +29,12 @@ from handlers.chat import commands
 from handlers.chat.periods import PeriodError, parse_period
 from handlers.ria.records import MAX_RECORDS, RecordError, decode_body, parse_records
 from storage.calls import Call, raw_json
-from storage.db import Store
+from storage.db import Store, connect
 from tests.fakes.ria import make_call
 from tests.fakes.telegram import parse_html
 from tests.service import BIN, WEBHOOK_SECRET, base_env
+from tests.test_summary import call as summary_call
+from tests.test_summary import load
 
 KYIV = ZoneInfo("Europe/Kyiv")
 FUZZ = settings(
@@ -378,10 +380,43 @@ def test_parse_period_raises_only_period_errors(text: str, now: datetime) -> Non
     assert period.start < period.end and period.first_day <= period.last_day
 
 
+SEEDED_DAY = datetime(2026, 11, 28, tzinfo=KYIV)  # one of the sampled periods above
+
+
+def a_day_of_calls(now: datetime) -> list[Call]:
+    """Calls every 20 minutes over the 24 hours before `now` (today, yesterday and this
+    week hit data, whenever the test runs) and over SEEDED_DAY (the fixed dates do): all
+    statuses, callers who call back, RIA strings with markup in them."""
+    statuses = ["ANSWER", "NOANSWER", "BUSY", "CANCEL", "ANSWER", "NOANSWER", "FAILED"]
+    starts = [now.replace(microsecond=0) - timedelta(minutes=20 * k) for k in range(72)]
+    starts += [SEEDED_DAY + timedelta(minutes=20 * k) for k in range(72)]
+    return [
+        summary_call(
+            70_000 + i,
+            when,
+            statuses[i % len(statuses)],
+            caller=f"09511100{i % 17:02d}",  # repeat callers: missed, then reached
+            waiting=i % 50,
+            duration=60 if statuses[i % len(statuses)] == "ANSWER" else 0,
+            marka=["Acura", "<b>BMW</b>", "*Škoda*", None][i % 4],
+            model=["MDX", "&amp;", "`x`", "~s~"][i % 4],
+        )
+        for i, when in enumerate(starts)
+    ]
+
+
 @pytest.fixture(scope="module")
 def command_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    store = Store(tmp_path_factory.mktemp("commands") / "calls.db")
+    """A store with a day of calls in it, so the fuzzed periods hit data."""
+    path = tmp_path_factory.mktemp("commands") / "calls.db"
+    db = connect(path)
+    load(db, a_day_of_calls(datetime.now(KYIV)))
+    db.conn.close()
+    store = Store(path)
     asyncio.run(store.open())
+    for period in ("today", "yesterday", "2026-11-28"):  # not empty, as promised
+        reply = asyncio.run(commands.answer("stats", period, store=store, tz=KYIV))
+        assert isinstance(reply, commands.StatsReply) and reply.stats.total, (period, reply)
     yield store
     asyncio.run(store.close())
 

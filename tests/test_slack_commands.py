@@ -125,8 +125,14 @@ async def test_badly_signed_requests_get_401_and_nothing_runs(
             http_bot.url, SECRET, CHANNEL, "/stats", "today", **kwargs
         )
     assert status == 401
-    await asyncio.sleep(0.3)
-    assert http_bot.asked == [] and slack.responses == [] and slack.messages == []
+    # the signal that the forged request is done with: a good one after it is answered
+    status, _, response_url = await slack.post_slash_command(
+        http_bot.url, SECRET, CHANNEL, "/missed", "week"
+    )
+    assert status == 200
+    await slack.wait_for_response(response_url, timeout=10)
+    assert http_bot.asked == [("missed", "week")]
+    assert len(slack.responses) == 1 and slack.messages == []
 
 
 async def test_other_channels_get_a_refusal_only_the_asker_sees(
