@@ -7,6 +7,8 @@ so the same core answers Telegram, Slack and the CLI.
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from telegram import Update
@@ -24,6 +26,49 @@ RenderFn = Callable[[Reply], str]
 SendFn = Callable[[str, str], Awaitable[object]]
 
 
+class RefusalGate:
+    """Whether to refuse a stranger's chat now.
+
+    Refusals share the bot's 30 messages/s with alerts, and anyone can add the bot to a
+    group and type commands: each chat is refused at most once per `every` seconds, and all
+    strangers together at most `per_minute` times a minute (a sliver of the budget). Chats
+    are remembered in an LRU of `size`, so a stream of new strangers cannot grow it for ever.
+    """
+
+    def __init__(
+        self,
+        every: float = 3600.0,
+        per_minute: int = 20,
+        size: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self.per_minute = per_minute
+        self.size = size
+        self.clock = clock
+        self._last: OrderedDict[str, float] = OrderedDict()
+        self._recent: deque[float] = deque()
+
+    def allow(self, chat: str) -> bool:
+        now = self.clock()
+        last = self._last.get(chat)
+        if last is not None and now - last < self.every:
+            return False
+        while self._recent and now - self._recent[0] >= 60.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.per_minute:
+            return False  # not remembered: the chat is refused once things calm down
+        self._recent.append(now)
+        self._last[chat] = now
+        self._last.move_to_end(chat)
+        while len(self._last) > self.size:
+            self._last.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
 def chat_filter(chat_ids: Iterable[str]) -> filters.BaseFilter:
     ids = [int(c) for c in chat_ids if not c.startswith("@")]
     names = [c[1:] for c in chat_ids if c.startswith("@")]
@@ -38,6 +83,7 @@ def register(
     render: RenderFn,
     refusal: str,
     send: SendFn,
+    gate: RefusalGate | None = None,
 ) -> None:
     """Answer our commands in the configured chats; a short refusal anywhere else.
 
@@ -47,6 +93,7 @@ def register(
     unanswered there. In a private chat every command is for us: an unknown one gets the help.
     """
     allowed = chat_filter(list(chat_ids))
+    refusals = gate or RefusalGate()
     private = filters.ChatType.PRIVATE
 
     async def reply(update: Update, command: str, argument: str) -> None:
@@ -72,8 +119,15 @@ def register(
         message = update.effective_message
         if message is None:
             return
+        if not refusals.allow(str(message.chat_id)):
+            log.debug(
+                "telegram: a command from chat %s: refused lately, no answer", message.chat_id
+            )
+            return
         log.info(
-            "telegram: refused a command from chat %s (not in TELEGRAM_CHAT_IDS)", message.chat_id
+            "telegram: refused a command from chat %s (not in TELEGRAM_CHAT_IDS; the next "
+            "refusal there comes an hour later at the earliest)",
+            message.chat_id,
         )
         try:
             await send(str(message.chat_id), refusal)
