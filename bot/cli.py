@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from bot import __version__
+from bot import __version__, export
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import REDACT
 from bot.logs import setup as setup_logging
@@ -131,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     )
     fg = sub.add_parser("forget", help="erase a caller's calls, alerts and raw payloads")
     fg.add_argument("phone", metavar="PHONE", help="0671234567, +380671234567, 380671234567")
+    export.add_parser(sub)
     return p
 
 
@@ -202,6 +203,8 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
             from bot.delivery import resend
 
             return asyncio.run(resend.run(settings.database_path, args.since, settings.tz))
+        if command == "export":
+            return export.run(settings.database_path, settings.tz, args)
         if command == "status":
             from bot.status import status
 
