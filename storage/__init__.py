@@ -12,6 +12,12 @@ def _import_sqlite_utils_without_numpy() -> None:
     process that may not draw a chart for hours. Hidden only while sqlite-utils is first
     imported (this package is imported before anything else imports it); `import numpy`
     afterwards, matplotlib's, works as usual.
+
+    Why still this, not a cleaner way: sqlite-utils 4 imports numpy unconditionally when it
+    is installed, and the service's handle on the database is a sqlite_utils.Database from
+    the first statement on, so sqlite-utils cannot be imported late. tests/test_imports.py
+    checks the running service's memory map, not sqlite-utils' internals: drop this when a
+    sqlite-utils release imports numpy lazily and that test still passes.
     """
     if "sqlite_utils" in sys.modules:
         return
