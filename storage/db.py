@@ -53,6 +53,14 @@ def make_private_dir(folder: Path) -> None:
         os.chmod(folder, DIR_MODE)  # mkdir's mode goes through the umask
 
 
+def _ours(entry: Path, db_name: str) -> bool:
+    """Whether a file beside the database is the service's: the database's own files, the
+    config file, backups (the README's /data/backups), a restore's leftovers."""
+    if entry.name.startswith(db_name) or entry.name.endswith(".toml"):
+        return True
+    return entry.name in ("backups", "broken") and entry.is_dir()
+
+
 def tighten(path: Path, *, folder: bool = True) -> list[str]:
     """Make the database's files 0600 and its folder 0700; returns what was changed.
 
@@ -75,10 +83,7 @@ def tighten(path: Path, *, folder: bool = True) -> list[str]:
     parent = path.parent
     try:
         mode = stat.S_IMODE(parent.stat().st_mode)
-        ours = all(
-            entry.name.startswith(path.name) or entry.name.endswith(".toml")
-            for entry in parent.iterdir()
-        )
+        ours = all(_ours(entry, path.name) for entry in parent.iterdir())
     except OSError:
         return changed
     if mode & 0o077:
