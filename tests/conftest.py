@@ -11,6 +11,27 @@ import pytest
 from tests.fakes.telegram import FakeTelegram
 from tests.service import Service, base_env, kill_all
 
+# The fault-injection modules: outages held for seconds, SIGKILLs, a 10 s burst, hung
+# stops. `make test` (CI) runs them; `make test-fast` (-m "not slow") leaves them out. Marked
+# here by module so that each file need not repeat it.
+SLOW_MODULES = frozenset(
+    {
+        "test_reliability_burst",
+        "test_reliability_crash",
+        "test_reliability_delivery",
+        "test_reliability_outages",
+        "test_reliability_stop",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)  # a Python test function's module
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 TG_TOKEN = "123456:TEST-telegram-token-abcdefghijklmno"
 RIA_KEY = "RIAKEY" + "x" * 34  # RIA keys are 40 characters
 RIA_USER = "1505029"
