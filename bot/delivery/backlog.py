@@ -11,6 +11,9 @@ higher id and is found by the next page.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from storage import outbox
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
@@ -20,8 +23,11 @@ REFILL_AT = PAGE // 2
 
 
 class Backlog:
-    def __init__(self, store: Store, target: Target) -> None:
+    def __init__(
+        self, store: Store, target: Target, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.clock = clock
         self.target = target
         self.items: dict[int, OutboxItem] = {}  # by outbox id, oldest first
         self.in_db = False  # rows of this target may wait in the database, not in `items`
@@ -54,7 +60,11 @@ class Backlog:
         self._skipped = False
         want = PAGE - len(self.items)
         rows = await self.store.run(outbox.pending, self.target, after_id=self.paged_to, limit=want)
+        now = self.clock()
         for item in rows:
+            # a row another run put off (a backoff, a paused target) is tried now: a start
+            # is the moment a fixed token or chat is meant to take effect
+            item.next_attempt_at = min(item.next_attempt_at, now)
             if item.id is not None:
                 self.items.setdefault(item.id, item)
         if rows and rows[-1].id is not None:

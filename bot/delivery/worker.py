@@ -39,7 +39,7 @@ class TargetWorker(Outcomes):
         self.target = target
         self.channel = channel
         # the rows this worker holds; a longer backlog waits in the database (bot/backlog)
-        self.backlog = Backlog(dispatcher.store, target)
+        self.backlog = Backlog(dispatcher.store, target, dispatcher.clock)
         self.queue = self.backlog.items
         self.wake = asyncio.Event()
         self.not_before = 0.0  # wall clock: the platform asked us to wait (429), or paused
