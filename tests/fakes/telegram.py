@@ -428,6 +428,8 @@ class FakeTelegram(FakeServer):
         # 400 "Bad Request: not enough rights to send photos to the chat", text still works.
         self.photo_refused_chats: set[ChatId] = set()
         self._chat_faults: dict[ChatId, deque[Fault]] = defaultdict(deque)
+        # faults for one Bot API method by name (getMe, setWebhook, getUpdates, ...)
+        self._method_faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._release: asyncio.Event | None = None
 
         # Records.
@@ -512,6 +514,36 @@ class FakeTelegram(FakeServer):
             retry_after = 1
         faults = self._chat_faults[norm_chat_id(chat_id)]
         faults.extend(Fault(status, description, retry_after) for _ in range(n))
+
+    def fail_method(
+        self, method: str, n: int = 1, status: int = 500, description: str | None = None
+    ) -> None:
+        """Make the next `n` calls of one method (e.g. "setWebhook", "getUpdates") fail."""
+        faults = self._method_faults[method.lower()]
+        faults.extend(Fault(status, description, None) for _ in range(n))
+
+    def method_faults_left(self, method: str) -> int:
+        return len(self._method_faults.get(method.lower(), ()))
+
+    def push_my_chat_member(self, chat_id: ChatId, status: str, *, title: str = "Sales") -> int:
+        """Queue the update Telegram sends when the bot's own membership changes
+        ("kicked", "left", "member", "administrator") in `chat_id`."""
+        cid = norm_chat_id(chat_id)
+        chat = self._chat(cid) | {"title": title}
+        user = {"id": 111_111_111, "is_bot": False, "first_name": "Admin"}
+        me = self._bot_user()
+        old = {"status": "member", "user": me}
+        new: JSONDict = {"status": status, "user": me}
+        if status == "kicked":
+            new["until_date"] = 0
+        change = {
+            "chat": chat,
+            "from": user,
+            "date": int(time.time()),
+            "old_chat_member": old,
+            "new_chat_member": new,
+        }
+        return self.push_update({"my_chat_member": change})
 
     def hang_chat(self, chat_id: ChatId) -> None:
         """Sends to `chat_id` get no answer until `release_chat(chat_id)`."""
@@ -708,6 +740,7 @@ class FakeTelegram(FakeServer):
         self._updates.clear()
         self._sent_at.clear()
         self._chat_faults.clear()
+        self._method_faults.clear()
         self.hanging_chats.clear()
         self.clear_faults()
         self.mode = "ok"
@@ -762,6 +795,9 @@ class FakeTelegram(FakeServer):
             params, files = await self._read_params(request)
             entry["params"] = params | {k: f"<file {len(v[1])} bytes>" for k, v in files.items()}
             lname = method.lower()
+            method_faults = self._method_faults.get(lname)
+            if method_faults:
+                return self._fault_response(method_faults.popleft(), entry)
             if lname in SENDING_METHODS:
                 await self._hold_if_hanging(request, params)
                 fault = self._pop_chat_fault(params) or self._pop_fault()
@@ -1410,6 +1446,8 @@ class FakeTelegram(FakeServer):
             "allowed_updates": params.get("allowed_updates"),
             "ip_address": params.get("ip_address"),
         }
+        if isinstance(params.get("allowed_updates"), list):
+            self._allowed_updates = [str(x) for x in params["allowed_updates"]]
         if self._poll_waiter is not None and not self._poll_waiter.done():
             self._poll_waiter.set_result("webhook")
         if self._webhook_wake is not None:
@@ -1554,48 +1592,31 @@ class FakeTelegram(FakeServer):
         self._notify()
         return ok
 
-    # --- control API for other processes -----------------------------------------------------
+    # --- control API for other processes (the common actions: FakeServer._control) ----------
 
-    async def _control(self, request: web.Request) -> web.Response:
-        action = request.match_info["action"]
-        body: JSONDict = {}
-        if request.method == "POST" and request.body_exists:
-            body = await request.json()
-        q = request.query
-        if action == "messages":
-            msgs = self.messages
-            if "chat_id" in q:
-                msgs = self.messages_for(q["chat_id"])
-            return web.json_response(_jsonable(msgs[int(q.get("since", 0)) :]), dumps=_dumps)
+    TARGET_KEY = "chat_id"
+
+    def _control_state(self) -> JSONDict:
+        return {
+            "commands": self.commands,
+            "webhook": self.webhook,
+            "pending_updates": len(self._updates),
+            "enforce_limits": self.enforce_limits,
+        }
+
+    async def _control_action(
+        self, action: str, body: JSONDict, query: Any
+    ) -> web.Response | None:
         if action == "wait_messages":
-            chat = q.get("chat_id")
             try:
                 got = await self.wait_for_messages(
-                    int(q.get("n", 1)), float(q.get("timeout", 10)), chat
+                    int(query.get("n", 1)), float(query.get("timeout", 10)), query.get("chat_id")
                 )
             except TimeoutError as exc:
-                return web.json_response({"error": str(exc)}, status=408)
-            return web.json_response(_jsonable(got), dumps=_dumps)
+                return json_reply({"error": str(exc)}, status=408)
+            return json_reply(got)
         if action == "requests":
-            return web.json_response(
-                _jsonable(self.requests[int(q.get("since", 0)) :]), dumps=_dumps
-            )
-        if action == "state":
-            return web.json_response(
-                _jsonable(
-                    {
-                        "messages": len(self.messages),
-                        "requests": len(self.requests),
-                        "rate_limited": self.rate_limited,
-                        "commands": self.commands,
-                        "webhook": self.webhook,
-                        "pending_updates": len(self._updates),
-                        "mode": self.mode,
-                        "enforce_limits": self.enforce_limits,
-                    }
-                ),
-                dumps=_dumps,
-            )
+            return json_reply(self.requests[int(query.get("since", 0)) :])
         if action in ("push_command", "push_message"):
             push = self.push_command if action == "push_command" else self.push_message
             uid = push(
@@ -1604,18 +1625,7 @@ class FakeTelegram(FakeServer):
                 user_id=body.get("user_id"),
                 chat_type=body.get("chat_type"),
             )
-            return web.json_response({"update_id": uid})
-        if action == "mode":
-            self.mode = body["mode"]
-            return web.json_response({"mode": self.mode})
-        if action == "fail_next":
-            self.fail_next(
-                int(body.get("n", 1)),
-                int(body.get("status", 500)),
-                body.get("description"),
-                body.get("retry_after"),
-            )
-            return web.json_response({"pending_faults": self.pending_faults})
+            return json_reply({"update_id": uid})
         if action == "config":
             if "enforce_limits" in body:
                 self.enforce_limits = bool(body["enforce_limits"])
@@ -1625,11 +1635,8 @@ class FakeTelegram(FakeServer):
             if "known_chats" in body:
                 known = body["known_chats"]
                 self.known_chats = None if known is None else {norm_chat_id(c) for c in known}
-            return web.json_response({"ok": True})
-        if action == "reset":
-            self.reset()
-            return web.json_response({"ok": True})
-        return web.json_response({"error": f"unknown control action {action!r}"}, status=404)
+            return json_reply({"ok": True})
+        return None
 
 
 def _chat_of(params: JSONDict) -> ChatId | None:
