@@ -1,7 +1,8 @@
 # ria-calls-bot: one container, one process, SQLite on the /data volume.
 #
 #   docker build -t ria-calls-bot .
-#   docker run -d --name ria-calls-bot -p 8080:8080 --env-file .env \
+#   docker run -d --name ria-calls-bot -p 127.0.0.1:8080:8080 --env-file .env \
+#              --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
 #              -v ria-calls-data:/data ria-calls-bot
 #   docker run --rm --env-file .env -v ria-calls-data:/data ria-calls-bot stats today
 #
@@ -48,8 +49,8 @@ ARG UID=10001
 RUN groupadd --gid "${UID}" bot \
  && useradd --uid "${UID}" --gid bot --home-dir /data --no-create-home \
             --shell /usr/sbin/nologin bot \
- && mkdir -p /data /var/cache/matplotlib \
- && chown bot:bot /data /var/cache/matplotlib
+ && mkdir -p /data /tmp/matplotlib \
+ && chown bot:bot /data /tmp/matplotlib
 
 COPY --from=build /opt/venv /opt/venv
 
@@ -62,10 +63,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8080 \
     MPLBACKEND=Agg \
-    MPLCONFIGDIR=/var/cache/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib
 
 USER ${UID}:${UID}
-# matplotlib's font list, built once here instead of on the first summary
+# matplotlib needs a writable MPLCONFIGDIR (on a read-only root it would warn and make a
+# random one per process). /tmp is that place: the tmpfs of `read_only` runs (compose.yaml).
+# Its font list is built here once; podman copies it into the tmpfs, docker starts the tmpfs
+# empty and the first chart builds it again (a second or so, once per container).
 RUN python -c "import matplotlib.font_manager"
 
 WORKDIR /data

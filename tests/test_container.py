@@ -2,9 +2,11 @@
 
 Builds the Dockerfile against a local stand-in for `python:3.x-slim` with the scripts in
 `../shared/container/` (beside the repository; override with CONTAINER_TOOLS=DIR), runs it
-with `--network host` against the fake Telegram and RIA servers of this test, and checks
-what an operator relies on: healthy, alerts, non-root, a clean SIGTERM stop, the data
-surviving on its volume, and `IMAGE stats today`. Size and timings are printed and written to
+with `--network host` against the fake Telegram and RIA servers of this test, hardened exactly
+as compose.yaml runs it (read-only root, a tmpfs /tmp, no capabilities, no-new-privileges,
+memory and pids limits: tests/test_deploy_compose.py reads them from compose.yaml), and checks
+what an operator relies on: healthy (by the image's HEALTHCHECK too), alerts, non-root, a clean
+SIGTERM stop, the data surviving on its volume, and `IMAGE stats today`. Size and timings are printed and written to
 bench/results/container.json, not asserted.
 
 Skipped when podman cannot be set up here; REQUIRE_CONTAINER_TESTS=1 (CI) makes that a failure.
@@ -35,6 +37,7 @@ from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN
 from tests.fakes.ria import KYIV, SAMPLE, FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
 from tests.service import WEBHOOK_SECRET, free_port
+from tests.test_deploy_compose import hardening_args
 
 pytestmark = pytest.mark.container
 
@@ -45,6 +48,7 @@ RESULTS = REPO / "bench" / "results" / "container.json"
 REQUIRED = os.environ.get("REQUIRE_CONTAINER_TESTS") == "1"
 MISSED = ("NOANSWER", "CANCEL", "BUSY")
 MB = 1_000_000  # as podman and docker count
+HARDENED = hardening_args("bot")  # compose.yaml's settings, as podman run arguments
 
 
 # --- podman ----------------------------------------------------------------------------------
@@ -194,10 +198,28 @@ def test_image_is_configured_for_self_hosting(image: Image) -> None:
         " [3, 1]); ax.set_title('Дзвінки'); b = io.BytesIO(); f.savefig(b, format='png');"
         " print(len(b.getvalue()))"
     )
-    out = podman_sync(
-        "run", "--rm", "--network", "none", "--entrypoint", "python", image.name, "-c", chart
+    # (hardened: read-only root, so matplotlib's cache must live on the tmpfs, silently)
+    done = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            *HARDENED,
+            "--entrypoint",
+            "python",
+            image.name,
+            "-c",
+            chart,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert int(out.strip().splitlines()[-1]) > 1000
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip().splitlines()[-1]) > 1000
+    assert "matplotlib" not in done.stderr.lower(), done.stderr
 
 
 # --- running it ------------------------------------------------------------------------------
@@ -253,6 +275,7 @@ class Containers:
             "host",
             "-v",
             f"{self.volume}:/data",
+            *HARDENED,
             *env_args(env),
             self.image,
         )
@@ -346,6 +369,11 @@ async def test_container_alerts_stops_cleanly_and_keeps_its_data(
             assert "ria-calls-bot" in proc1
             uids = re.search(r"^Uid:\s+(\d+)", proc1, re.M)
             assert uids and uids.group(1) != "0", proc1
+            # hardened as compose runs it: no capabilities, no privilege gain, read-only root
+            assert re.search(r"^CapEff:\s+0+$", proc1, re.M), proc1
+            assert re.search(r"^NoNewPrivs:\s+1$", proc1, re.M), proc1
+            rc, _, err = await podman("exec", first, "touch", "/opt/venv/x", check=False)
+            assert rc != 0 and "read-only" in err.lower(), err
 
             # 3. RIA's sample: 4 calls stored, 3 missed -> 3 alerts in the group
             sample = copy.deepcopy(SAMPLE)
