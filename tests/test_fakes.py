@@ -460,6 +460,43 @@ async def test_telegram_standalone_process() -> None:
         assert await asyncio.wait_for(proc.wait(), 5) == 0
 
 
+@pytest.mark.parametrize("kind", ["telegram", "slack"])
+async def test_control_api_common_actions(kind: str) -> None:
+    """The control API both chat fakes share (tests/fakes/_base.py), as another process
+    drives it: state, mode, fail_next, messages filtered by target, reset, unknown action."""
+    from tests.fakes.slack import FakeSlack
+
+    fake: Any = FakeTelegram(token=TOKEN) if kind == "telegram" else FakeSlack(channels=["C1"])
+    async with fake, aiohttp.ClientSession() as session:
+
+        async def call(action: str, body: Any = None, **query: Any) -> tuple[int, Any]:
+            url = f"{fake.url}/_fake/{action}"
+            method = session.post if body is not None else session.get
+            async with method(url, json=body, params=query) as resp:
+                return resp.status, await resp.json()
+
+        status, state = await call("state")
+        assert status == 200
+        assert {"messages": 0, "requests": 0, "rate_limited": 0, "mode": "ok"}.items() <= (
+            state.items()
+        )
+        assert ("pending_updates" if kind == "telegram" else "socket_connected") in state
+        assert await call("mode", {"mode": "down_500"}) == (200, {"mode": "down_500"})
+        assert fake.mode == "down_500"
+        await call("mode", {"mode": "ok"})
+        word = "description" if kind == "telegram" else "error"
+        status, body = await call("fail_next", {"n": 2, "status": 502, word: "boom"})
+        assert (status, body) == (200, {"pending_faults": 2})
+        key = fake.TARGET_KEY
+        assert await call("messages", **{key: "1" if kind == "telegram" else "C1"}) == (200, [])
+        assert await call("reset", {}) == (200, {"ok": True})
+        assert fake.pending_faults == 0
+        status, body = await call("no_such_action")
+        assert status == 404 and "no_such_action" in body["error"]
+        own = "requests" if kind == "telegram" else "acks"
+        assert await call(own) == (200, [])
+
+
 # --- FakeRia ---------------------------------------------------------------------------------
 
 

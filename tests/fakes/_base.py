@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any, Self
 from aiohttp import web
 
 MODES = ("ok", "down_500", "hang")
+JSONDict = dict[str, Any]
 
 
 @dataclass
@@ -180,6 +182,92 @@ class FakeServer:
         """Sleep up to `seconds`; True if the fake began stopping meanwhile."""
         assert self._stopping is not None
         return await wait_any([self._stopping.wait()], seconds)
+
+    # --- control API for other processes (routed as /_fake/{action}) -----------------------
+    # What every fake answers is here; a fake adds its own actions in `_control_action`, its
+    # own state fields in `_control_state`, and names its per-target filter (`TARGET_KEY`).
+
+    TARGET_KEY = "target"  # the query key that filters `messages`: "chat_id", "channel"
+    messages: list[JSONDict]
+    requests: list[JSONDict]
+    rate_limited: int
+
+    def messages_for(self, target: Any) -> list[JSONDict]:
+        raise NotImplementedError
+
+    def fail_next(
+        self, n: int = 1, status: int = 500, description: str | None = None, *args: Any
+    ) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def _control_state(self) -> JSONDict:
+        return {}
+
+    async def _control_action(self, action: str, body: JSONDict, query: Any) -> web.Response | None:
+        """A fake's own control actions; None: not one of them."""
+        return None
+
+    async def _control(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        body: JSONDict = {}
+        if request.method == "POST" and request.body_exists:
+            body = await request.json()
+        q = request.query
+        if action == "messages":
+            key = self.TARGET_KEY
+            msgs = self.messages_for(q[key]) if key in q else self.messages
+            return json_reply(msgs[int(q.get("since", 0)) :])
+        if action == "state":
+            return json_reply(
+                {
+                    "messages": len(self.messages),
+                    "requests": len(self.requests),
+                    "rate_limited": self.rate_limited,
+                    "mode": self.mode,
+                }
+                | self._control_state()
+            )
+        if action == "mode":
+            self.mode = body["mode"]
+            return json_reply({"mode": self.mode})
+        if action == "fail_next":
+            self.fail_next(
+                int(body.get("n", 1)),
+                int(body.get("status", 500)),
+                body.get("description", body.get("error")),  # Telegram's word, Slack's word
+                body.get("retry_after"),
+            )
+            return json_reply({"pending_faults": self.pending_faults})
+        if action == "reset":
+            self.reset()
+            return json_reply({"ok": True})
+        reply = await self._control_action(action, body, q)
+        if reply is None:
+            return json_reply({"error": f"unknown control action {action!r}"}, status=404)
+        return reply
+
+
+def jsonable(value: Any) -> Any:
+    """Records as JSON can carry them: bytes (uploads) as their size."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def json_reply(value: Any, status: int = 200) -> web.Response:
+    """A control API answer: any record, readable (UTF-8 as is, odd values as str)."""
+    return web.json_response(jsonable(value), status=status, dumps=_dumps)
 
 
 class DroppedConnection(web.HTTPException):

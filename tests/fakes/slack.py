@@ -40,7 +40,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fakes._base import FakeServer, Fault, run_standalone, swallow_dropped, wait_any
+from tests.fakes._base import (
+    FakeServer,
+    Fault,
+    json_reply,
+    run_standalone,
+    swallow_dropped,
+    wait_any,
+)
 
 JSONDict = dict[str, Any]
 
@@ -886,45 +893,22 @@ class FakeSlack(FakeServer):
         self._notify()
         return web.Response(text="ok", content_type="text/plain")
 
-    # --- control API for other processes -----------------------------------------------------
+    # --- control API for other processes (the common actions: FakeServer._control) ----------
 
-    async def _control(self, request: web.Request) -> web.Response:
-        action = request.match_info["action"]
-        body: JSONDict = {}
-        if request.method == "POST" and request.body_exists:
-            body = await request.json()
-        q = request.query
-        if action == "messages":
-            msgs = self.messages_for(q["channel"]) if "channel" in q else self.messages
-            return web.json_response(_jsonable(msgs[int(q.get("since", 0)) :]))
+    TARGET_KEY = "channel"
+
+    def _control_state(self) -> JSONDict:
+        channels = self.channels
+        return {
+            "socket_connected": self.socket_connected,
+            "channels": None if channels is None else [asdict(c) for c in channels.values()],
+        }
+
+    async def _control_action(self, action: str, body: JSONDict, query: Any) -> web.Response | None:
         if action == "responses":
-            return web.json_response(_jsonable(self.responses))
+            return json_reply(self.responses)
         if action == "acks":
-            return web.json_response(_jsonable(self.acks))
-        if action == "state":
-            return web.json_response(
-                {
-                    "messages": len(self.messages),
-                    "requests": len(self.requests),
-                    "rate_limited": self.rate_limited,
-                    "socket_connected": self.socket_connected,
-                    "mode": self.mode,
-                    "channels": None
-                    if self.channels is None
-                    else [asdict(c) for c in self.channels.values()],
-                }
-            )
-        if action == "mode":
-            self.mode = body["mode"]
-            return web.json_response({"mode": self.mode})
-        if action == "fail_next":
-            self.fail_next(
-                int(body.get("n", 1)),
-                int(body.get("status", 500)),
-                body.get("error"),
-                body.get("retry_after"),
-            )
-            return web.json_response({"pending_faults": self.pending_faults})
+            return json_reply(self.acks)
         if action == "channel":
             channel = self.add_channel(
                 FakeChannel(
@@ -935,22 +919,19 @@ class FakeSlack(FakeServer):
                     is_archived=bool(body.get("is_archived", False)),
                 )
             )
-            return web.json_response(asdict(channel))
+            return json_reply(asdict(channel))
         if action in ("push_command", "push_mention"):
             try:
                 if action == "push_command":
                     envelope, url = await self.push_slash_command(
                         body["channel_id"], body["command"], body.get("text", "")
                     )
-                    return web.json_response({"envelope_id": envelope, "response_url": url})
+                    return json_reply({"envelope_id": envelope, "response_url": url})
                 envelope, ts = await self.push_mention(body["channel_id"], body["text"])
-                return web.json_response({"envelope_id": envelope, "ts": ts})
+                return json_reply({"envelope_id": envelope, "ts": ts})
             except RuntimeError as exc:
-                return web.json_response({"error": str(exc)}, status=409)
-        if action == "reset":
-            self.reset()
-            return web.json_response({"ok": True})
-        return web.json_response({"error": f"unknown control action {action!r}"}, status=404)
+                return json_reply({"error": str(exc)}, status=409)
+        return None
 
 
 class _BlocksError(Exception):
@@ -1036,16 +1017,6 @@ def _mimetype(data: bytes) -> str:
 
 def _brief(m: JSONDict) -> JSONDict:
     return {"channel": m["channel"], "ts": m["ts"], "text": (m.get("text") or "")[:80]}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

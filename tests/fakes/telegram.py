@@ -32,6 +32,7 @@ from tests.fakes._base import (
     FakeServer,
     Fault,
     _drop_connection,
+    json_reply,
     run_standalone,
     swallow_dropped,
     wait_any,
@@ -1604,9 +1605,7 @@ class FakeTelegram(FakeServer):
             "enforce_limits": self.enforce_limits,
         }
 
-    async def _control_action(
-        self, action: str, body: JSONDict, query: Any
-    ) -> web.Response | None:
+    async def _control_action(self, action: str, body: JSONDict, query: Any) -> web.Response | None:
         if action == "wait_messages":
             try:
                 got = await self.wait_for_messages(
@@ -1681,20 +1680,6 @@ def _brief(m: JSONDict) -> JSONDict:
         "message_id": m["message_id"],
         "text": (m.get("plain_text") or "")[:80],
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def main(argv: list[str] | None = None) -> None:
