@@ -153,14 +153,16 @@ async def test_permanent_errors_stop_at_once_with_a_clear_log_line(
     assert logged in backlog[f"telegram:{A}"]["last_error"]
 
 
-async def test_invalid_token_is_permanent(
+async def test_invalid_token_pauses_the_target_and_keeps_the_alert(
     tmp_path: Path, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Issue 15.10: a refused token is the operator's to fix; the alert waits for it."""
     async with rig(tmp_path, telegram, [A], token="999:revoked-token") as r:
         await r.missed(1)
-        await until(lambda: "giving up" in caplog.text, 5, "a log line")
+        await until(lambda: "PAUSED" in caplog.text, 5, "a log line")
         rows = await r.rows("SELECT state, attempts, last_error FROM outbox")
-    assert rows == [("failed", 1, "Telegram: Unauthorized")]
+    assert rows == [("pending", 1, "Telegram: Unauthorized")]
+    assert "check TELEGRAM_BOT_TOKEN" in caplog.text and "giving up" not in caplog.text
     assert len([q for q in telegram.requests if q["method"] == "sendMessage"]) == 1
 
 
