@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlite_utils
@@ -13,6 +13,7 @@ from sqlite_utils.db import NotFoundError
 from storage.db import transaction
 from storage.model import CALL_COLUMNS, Call, call_from_row
 from storage.outbox import OutboxItem, Target, insert_items
+from storage.resolutions import on_new_missed, resolve_answered
 
 __all__ = [
     "Batch",
@@ -30,7 +31,14 @@ __all__ = [
 class IngestResult:
     accepted: int = 0  # new calls stored
     duplicates: int = 0  # calls we already had
-    alerts: list[OutboxItem] = field(default_factory=list)  # outbox rows created
+    alerts: list[OutboxItem] = field(default_factory=list)  # alert rows created
+    # edit rows created: alerts of earlier missed calls resolved by a new ANSWER call
+    edits: list[OutboxItem] = field(default_factory=list)
+
+    @property
+    def outbox_items(self) -> list[OutboxItem]:
+        """Every outbox row this batch created (alerts, then edits): for the dispatcher."""
+        return self.alerts + self.edits
 
 
 @dataclass
@@ -79,7 +87,7 @@ def ingest_many(
     with transaction(db) as conn:
         for batch in batches:
             result = IngestResult()
-            new_missed: list[Call] = []
+            new_missed: list[tuple[Call, int | None]] = []  # with its repeat number
             for call in batch.calls:
                 is_missed = call.status in missed
                 # getattr, not dataclasses.asdict: asdict deep-copies `raw` and every field
@@ -95,17 +103,33 @@ def ingest_many(
                     result.duplicates += 1
                     continue
                 result.accepted += 1
+                # the callback loop: only ANSWER calls and missed ones look further (one
+                # indexed lookup each); see storage/resolutions.py
+                if call.status == ANSWER:
+                    result.edits += resolve_answered(conn, call, now=received_at)
+                if not is_missed:
+                    continue
+                repeat = on_new_missed(conn, call)
                 max_age = batch.alert_max_age_s
-                if is_missed and (max_age is None or received_at - call.started_at <= max_age):
-                    new_missed.append(call)
+                if max_age is None or received_at - call.started_at <= max_age:
+                    new_missed.append((call, repeat))
             items = [
-                OutboxItem.for_call(call, target, now=received_at)
-                for call in new_missed
+                _alert(call, target, repeat, received_at)
+                for call, repeat in new_missed
                 for target in targets
             ]
             result.alerts = insert_items(conn, items)
             results.append(result)
     return results
+
+
+ANSWER = "ANSWER"
+
+
+def _alert(call: Call, target: Target, repeat: int | None, now: float) -> OutboxItem:
+    item = OutboxItem.for_call(call, target, now=now)
+    # 🔁: the caller missed us earlier today and is still waiting (payload {"repeat": N})
+    return replace(item, payload={"repeat": repeat}) if repeat else item
 
 
 def ingest(

@@ -140,6 +140,21 @@ MIGRATIONS: list[Step] = [
     CREATE INDEX outbox_call ON outbox (call_id);
     CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
     """,
+    # 4: the callback loop (storage/resolutions.py): which missed call was called back or got
+    # through, when and by whom. A row goes with its call (retention, forget): ON DELETE
+    # CASCADE. answered_call_id is no foreign key: retention may drop that call first.
+    """
+    CREATE TABLE resolutions (
+        call_id          INTEGER PRIMARY KEY REFERENCES calls (call_id) ON DELETE CASCADE,
+        resolved_at      REAL NOT NULL,     -- UTC epoch seconds
+        how              TEXT NOT NULL,     -- button | answered
+        by_name          TEXT,              -- the presser's name (button)
+        by_user          TEXT,              -- telegram:123 / slack:U.. (button)
+        answered_call_id INTEGER,           -- the ANSWER call (answered)
+        manager          TEXT,              -- destination_phone of that call (answered)
+        target           TEXT               -- telegram:-100.. where the button was pressed
+    );
+    """,
 ]
 
 
