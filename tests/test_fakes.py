@@ -402,7 +402,7 @@ async def test_hang_times_out_and_stop_releases(tg: FakeTelegram) -> None:
         assert time.monotonic() - started < 2
 
         pending = asyncio.create_task(patient.get_me())
-        await asyncio.sleep(0.2)
+        await held(tg)
         started = time.monotonic()
         await tg.stop()
         with pytest.raises(tg_error.NetworkError):
@@ -423,7 +423,7 @@ async def test_hang_ends_when_mode_changes(tg: FakeTelegram) -> None:
     tg.mode = "hang"
     async with open_bot(tg.url) as bot:
         pending = asyncio.create_task(bot.get_me())
-        await asyncio.sleep(0.2)
+        await held(tg)
         assert not pending.done()
         tg.mode = "ok"
         assert (await asyncio.wait_for(pending, 2)).is_bot
@@ -495,6 +495,14 @@ async def test_control_api_common_actions(kind: str) -> None:
         assert status == 404 and "no_such_action" in body["error"]
         own = "requests" if kind == "telegram" else "acks"
         assert await call(own) == (200, [])
+
+
+async def held(fake: FakeTelegram, timeout: float = 5.0) -> None:
+    """Wait until the fake has a request it is holding (received, not answered)."""
+    deadline = time.monotonic() + timeout
+    while not any(r["status"] is None for r in fake.requests):
+        assert time.monotonic() < deadline, "no request held by the fake"
+        await asyncio.sleep(0.01)
 
 
 # --- FakeRia ---------------------------------------------------------------------------------
