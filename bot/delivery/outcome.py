@@ -39,8 +39,7 @@ def backoff(attempts: int) -> float:
 
 
 def what_to_fix(target: Target, error: str) -> str:
-    """The operator's side of a target problem, in words (Slack's errors carry their own
-    hint already, see channels/slack.describe)."""
+    """The operator's side of a target problem, in words."""
     low = error.lower()
     if target.channel == "telegram":
         if "chat not found" in low:
@@ -48,9 +47,9 @@ def what_to_fix(target: Target, error: str) -> str:
         if "unauthorized" in low or "token" in low or "not found" in low:
             return "check TELEGRAM_BOT_TOKEN"
         return f"add the bot to chat {target.id} again (or unblock it), with the right to post"
-    if target.channel == "slack" and "(" not in error:
-        return f"check SLACK_BOT_TOKEN and that the bot is invited to {target.id}"
-    return "see the error"
+    if target.channel == "slack" and "(" in error:
+        return "see the hint in parentheses"  # channels/slack_errors.describe wrote one
+    return f"check the bot's token and that the bot is in {target.id}"
 
 
 class Outcomes:
