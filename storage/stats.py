@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import statistics
 from dataclasses import dataclass, field
 
 import sqlite_utils
+
+from storage.missed import episodes
 
 ANSWER = "ANSWER"
 
@@ -96,6 +99,7 @@ class PeriodStats:
     unique_callers: int  # distinct caller_e164 (calls with no caller number not counted)
     managers: list[ManagerLine] = field(default_factory=list)  # by total desc
     top_cars: list[tuple[str, int]] = field(default_factory=list)  # (label, calls) desc
+    callbacks: CallbackStats | None = None  # filled when period_stats is given within_s
 
     @property
     def other(self) -> int:
@@ -103,8 +107,17 @@ class PeriodStats:
         return self.total - self.answered - self.missed
 
 
-def period_stats(db: sqlite_utils.Database, start: int, end: int, *, top: int = 5) -> PeriodStats:
-    """The figures of `/stats` for calls with start <= started_at < end."""
+def period_stats(
+    db: sqlite_utils.Database,
+    start: int,
+    end: int,
+    *,
+    top: int = 5,
+    within_s: float | None = None,
+) -> PeriodStats:
+    """The figures of `/stats` for calls with start <= started_at < end; with `within_s`
+    (the callback promise, seconds) also the callback figures (`callbacks`)."""
+    callbacks = None if within_s is None else callback_stats(db, start, end, within_s=within_s)
     conn = db.conn
     params = {"start": start, "end": end, "top": max(top, 0)}  # LIMIT -1 = no limit
     total = answered = missed = wait_sum = talk_sum = 0
@@ -130,7 +143,7 @@ def period_stats(db: sqlite_utils.Database, start: int, end: int, *, top: int = 
             line[2] += count
 
     if total == 0:
-        return PeriodStats(0, 0, 0, {}, {}, None, None, None, 0)
+        return PeriodStats(0, 0, 0, {}, {}, None, None, None, 0, callbacks=callbacks)
     return PeriodStats(
         total=total,
         answered=answered,
@@ -146,6 +159,74 @@ def period_stats(db: sqlite_utils.Database, start: int, end: int, *, top: int = 
             key=lambda m: (-m.total, m.destination_phone),
         ),
         top_cars=[(label, n) for label, n in conn.execute(_TOP_CARS_SQL, params)],
+        callbacks=callbacks,
+    )
+
+
+@dataclass(frozen=True)
+class CallbackFigures:
+    """Missed callers of a period and how they were called back (or got through)."""
+
+    missed_callers: int  # M: callers (with a number) who missed us in the period
+    called_back: int  # N: whose last missed call is resolved (button or answered call)
+    within_promise: int  # of those, resolved at most within_s after their episode began
+    waiting: int  # still waiting: M - N
+    median_callback_s: float | None  # median time to callback over the N; None if N = 0
+
+    @property
+    def called_back_rate(self) -> float | None:
+        """N / M; None without missed callers."""
+        return self.called_back / self.missed_callers if self.missed_callers else None
+
+    @property
+    def within_promise_rate(self) -> float | None:
+        """Callers called back within the promise / M (a caller still waiting counts
+        against it); None without missed callers."""
+        return self.within_promise / self.missed_callers if self.missed_callers else None
+
+
+@dataclass(frozen=True)
+class ManagerCallbacks(CallbackFigures):
+    destination_phone: str = ""  # the line of the caller's last missed call
+
+
+@dataclass(frozen=True)
+class CallbackStats(CallbackFigures):
+    within_s: float = 0.0  # the promise these figures were counted against
+    managers: list[ManagerCallbacks] = field(default_factory=list)  # by missed callers desc
+
+
+def callback_stats(
+    db: sqlite_utils.Database, start: int, end: int, *, within_s: float
+) -> CallbackStats:
+    """Callback figures for the callers who missed us in [start, end), as they stand now.
+
+    Per caller their last episode counts (storage/missed): called back when their last
+    missed call is resolved, the time to callback running from the first call that
+    resolution covered. Per manager: by the destination_phone of the last missed call."""
+    found = episodes(db, start, end)
+    per: dict[str, list[float | None]] = {}  # phone -> callback seconds (None: waiting)
+    for e in found:
+        took = None if e.resolved_at is None else max(e.resolved_at - e.since, 0.0)
+        per.setdefault(e.destination_phone, []).append(took)
+    everyone = [t for times in per.values() for t in times]
+    managers = [
+        ManagerCallbacks(*_figures(times, within_s), destination_phone=phone)
+        for phone, times in per.items()
+    ]
+    managers.sort(key=lambda m: (-m.missed_callers, m.destination_phone))
+    return CallbackStats(*_figures(everyone, within_s), within_s=within_s, managers=managers)
+
+
+def _figures(times: list[float | None], within_s: float) -> tuple[int, int, int, int, float | None]:
+    """CallbackFigures' fields, in order."""
+    done = [t for t in times if t is not None]
+    return (
+        len(times),
+        len(done),
+        sum(1 for t in done if t <= within_s),
+        len(times) - len(done),
+        statistics.median(done) if done else None,
     )
 
 
