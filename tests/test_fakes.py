@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,25 @@ from tests.fakes.telegram import FakeTelegram, parse_html
 
 TOKEN = "123:ABC"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def receiver(
+    path: str, handler: Callable[[web.Request], Awaitable[web.Response]]
+) -> AsyncIterator[str]:
+    """A local HTTP endpoint (the service's side of a webhook) for the fakes to post to;
+    yields its URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -344,16 +363,9 @@ async def test_webhook_delivery(bot: telegram.Bot, tg: FakeTelegram) -> None:
         )
         return web.Response(status=next(statuses, 200))
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     tg.webhook_retry_delay = 0.05
-    try:
-        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="abc123")
+    async with receiver("/hook", hook) as url:
+        await bot.set_webhook(url, secret_token="abc123")
         with pytest.raises(tg_error.Conflict):
             await bot.get_updates(timeout=0)
         update_id = tg.push_command(42, "/help")
@@ -361,8 +373,6 @@ async def test_webhook_delivery(bot: telegram.Bot, tg: FakeTelegram) -> None:
             if len(received) >= 2:
                 break
             await asyncio.sleep(0.02)
-    finally:
-        await runner.cleanup()
     # The first delivery got a 500, so Telegram retries the same update.
     assert [u["update_id"] for _, u in received] == [update_id, update_id]
     assert received[0][0] == "abc123"
@@ -667,18 +677,8 @@ async def test_ria_post_webhook_helper() -> None:
         got.append((request.content_type, await request.read()))
         return web.json_response({"accepted": 1})
 
-    app = web.Application()
-    app.router.add_post("/webhooks/ria/secret", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/webhooks/ria/secret"
-    try:
+    async with receiver("/webhooks/ria/secret", receive) as url:
         assert (await FakeRia.post_webhook(url, SAMPLE[1]))[0] == 200
         assert (await FakeRia.post_webhook(url, SAMPLE[1], encoding="form"))[0] == 200
-    finally:
-        await runner.cleanup()
     assert json.loads(got[0][1])["call_id"] == 22345654
     assert got[1][0] == "application/x-www-form-urlencoded" and b"marka=&" in got[1][1]
