@@ -75,6 +75,9 @@ class Settings(BaseSettings):
 
     missed_statuses: Annotated[tuple[str, ...], NoDecode] = ("NOANSWER", "CANCEL", "BUSY")
     alert_max_age_minutes: float = Field(120, ge=0)
+    # the team's callback promise: an alert still open this long after the call gets one
+    # reminder (issue 12); 0: no reminders; decimals allowed (0.05 = 3 s, for tests)
+    callback_within_minutes: float = Field(15, ge=0, le=7 * 24 * 60)
 
     telegram_bot_token: SecretStr | None = None
     telegram_chat_ids: Annotated[tuple[str, ...], NoDecode] = ()

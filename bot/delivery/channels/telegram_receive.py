@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # my_chat_member: the bot was added to, or removed from, a chat (noticed at once, not at
-# the next alert)
-ALLOWED_UPDATES = ["message", "my_chat_member"]
+# the next alert); callback_query: a press of "✅ Called back" (issue 12)
+ALLOWED_UPDATES = ["message", "my_chat_member", "callback_query"]
 CONNECT_S, READ_S, WRITE_S, POOL_S, POLL_READ_S = 5.0, 10.0, 20.0, 5.0, 35.0
 
 
