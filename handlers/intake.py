@@ -98,9 +98,10 @@ class Intake:
         group: list[tuple[Batch, asyncio.Future[IngestResult]]],
         results: list[IngestResult],
     ) -> None:
-        alerts = [item for result in results for item in result.alerts]
-        if alerts:
-            self.on_alerts(alerts)
+        # alerts, and the edits of alerts that a newly answered call resolved
+        items = [item for result in results for item in result.outbox_items]
+        if items:
+            self.on_alerts(items)
         for (_, future), result in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(result)
