@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -22,7 +23,9 @@ class DeliveryError(Exception):
     `target_problem`: the failure concerns the target, not the message (a refused token, a
     chat the bot is not in or that does not exist, a kicked bot): the operator fixes it, so
     the dispatcher keeps the messages pending and pauses the target instead of giving up.
-    `migrate_to`: a Telegram group became this supergroup; deliver there instead."""
+    `migrate_to`: a Telegram group became this supergroup; deliver there instead.
+    `gone`: an edit was refused because the message is too old to edit or no longer exists
+    (the dispatcher then says the same in a new message)."""
 
     def __init__(
         self,
@@ -34,6 +37,7 @@ class DeliveryError(Exception):
         picture_refused: bool = False,
         target_problem: bool = False,
         migrate_to: str | None = None,
+        gone: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
@@ -42,6 +46,26 @@ class DeliveryError(Exception):
         self.picture_refused = picture_refused
         self.target_problem = target_problem
         self.migrate_to = migrate_to
+        self.gone = gone
+
+
+@dataclass(frozen=True)
+class Button:
+    """A "✅ Called back" button: pressing it resolves `call_id` (the press handler checks
+    the chat and the message against the stored alert, so the payload needs nothing else)."""
+
+    label: str
+    call_id: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message as the channels send it: text in the channel's format, buttons under it,
+    and the message it replies to (a sent message's reference), if any."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+    reply_to: dict[str, Any] | None = None
 
 
 # Telegram's BadRequest answers that concern the chat or the bot's place in it, not the
@@ -178,6 +202,15 @@ class Channel(Protocol):
 
     def limits(self, target: str) -> list[RateLimit]:
         """The rate limits a send to `target` must respect (shared objects where shared)."""
+        ...
+
+    async def send(self, target: str, message: Outgoing) -> dict[str, Any]:
+        """`notify()` with buttons and/or as a reply; returns the message reference."""
+        ...
+
+    async def edit(self, target: str, message_ref: dict[str, Any], message: Outgoing) -> None:
+        """Replace a sent message's text and buttons. "Not modified" is success; a message
+        too old to edit or gone raises DeliveryError(gone=True)."""
         ...
 
     def status(self) -> dict[str, Any]: ...

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.delivery.channels.base import RateLimit
+from bot.delivery.channels.base import Outgoing, RateLimit
 
 
 class ConsoleChannel:
@@ -26,6 +26,13 @@ class ConsoleChannel:
         sys.stdout.write(f"\n{text}\n")
         sys.stdout.flush()
         return {"console": self.sent}
+
+    async def send(self, target: str, message: Outgoing) -> dict[str, Any]:
+        # no buttons on a terminal: `ria-calls-bot missed` shows who is still waiting
+        return await self.notify(target, message.text)
+
+    async def edit(self, target: str, message_ref: dict[str, Any], message: Outgoing) -> None:
+        await self.notify(target, message.text)  # a terminal cannot edit: print the new state
 
     async def notify_image(
         self, target: str, text: str, png: bytes, filename: str

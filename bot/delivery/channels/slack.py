@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery.channels.base import RateLimit, acquire, send_paced
+from bot.delivery.channels.base import DeliveryError, Outgoing, RateLimit, acquire, send_paced
 from bot.delivery.channels.connect import Retry, until_it_works
 from bot.delivery.channels.slack_errors import (
     AUTH_ERRORS,
@@ -40,6 +40,7 @@ from bot.delivery.channels.slack_format import (
     SECTION_LIMIT,
     fallback_text,
     message,
+    message_with_buttons,
     section_blocks,
 )
 from bot.delivery.channels.slack_http import WEBHOOK_PATH, SlackWebhook
@@ -65,6 +66,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
+# chat.update refused because the message cannot be edited (too old, not ours) or is gone
+EDIT_GONE = frozenset({"cant_update_message", "message_not_found", "edit_window_closed"})
 SOCKET_CONNECT_TIMEOUT_S = 15.0
 # Bolt's framework logger (its `logger` parameter, public API). Bolt reads SLACK_BOT_TOKEN
 # from the environment by itself (our variable has the same name), then warns at every start
@@ -136,10 +139,40 @@ class SlackChannel:
     async def notify(self, target: str, text: str) -> dict[str, Any]:
         return await self._post(target, text)
 
-    async def _post(self, target: str, text: str, **extra: Any) -> dict[str, Any]:
+    async def send(self, target: str, message: Outgoing) -> dict[str, Any]:
+        """With the buttons as actions blocks; a reply goes in the alert's thread."""
+        extra: dict[str, Any] = {}
+        if message.reply_to and message.reply_to.get("ts"):
+            extra["thread_ts"] = str(message.reply_to["ts"])
+        buttons = [(b.label, b.call_id) for b in message.buttons]
+        return await self._post(target, message.text, _buttons=buttons, **extra)
+
+    async def edit(self, target: str, message_ref: dict[str, Any], message: Outgoing) -> None:
+        """chat.update of the alert (same ts); without buttons the actions block goes."""
+        buttons = [(b.label, b.call_id) for b in message.buttons]
+        try:
+            await self.client.chat_update(
+                channel=str(message_ref.get("channel") or target),
+                ts=str(message_ref["ts"]),
+                **message_with_buttons(message.text, buttons),
+            )
+        except SlackApiError as exc:
+            code = error_code(exc)
+            if code in EDIT_GONE:
+                raise DeliveryError(
+                    f"Slack: {code}", permanent=True, counted=False, gone=True
+                ) from None
+            raise delivery_error(exc) from None
+        except FAILURES as exc:
+            raise delivery_error(exc) from None
+
+    async def _post(
+        self, target: str, text: str, _buttons: list[tuple[str, int]] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        body = message_with_buttons(text, _buttons) if _buttons else message(text)
         try:
             resp = await self.client.chat_postMessage(
-                channel=target, unfurl_links=False, unfurl_media=False, **message(text), **extra
+                channel=target, unfurl_links=False, unfurl_media=False, **body, **extra
             )
         except FAILURES as exc:
             raise delivery_error(exc) from None
@@ -185,7 +218,7 @@ class SlackChannel:
         self, target: str, text: str, *, thread_ts: str | None = None
     ) -> dict[str, Any]:
         """A command reply (in a thread for a mention): within the channel's rate limit."""
-        extra = {"thread_ts": thread_ts} if thread_ts else {}
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         return await send_paced(self.limits(target), lambda: self._post(target, text, **extra))
 
     def status(self) -> dict[str, Any]:

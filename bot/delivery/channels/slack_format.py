@@ -53,3 +53,33 @@ def fallback_text(mrkdwn: str) -> str:
 def message(mrkdwn: str) -> dict[str, Any]:
     """The keyword arguments of chat.postMessage / respond() for one mrkdwn text."""
     return {"text": fallback_text(mrkdwn), "blocks": section_blocks(mrkdwn)}
+
+
+MAX_ACTIONS = 25  # elements in one actions block
+
+
+def actions_blocks(buttons: list[tuple[str, int]], room: int) -> list[dict[str, Any]]:
+    """The "✅ Called back" buttons as actions blocks (25 buttons each), at most `room`
+    blocks. action_id "called_back:<call id>" (unique in the message), value the call id:
+    the press handler checks the channel and the message against the stored alert."""
+    elements = [
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": label[:75], "emoji": True},
+            "action_id": f"called_back:{call_id}",
+            "value": str(call_id),
+        }
+        for label, call_id in buttons
+    ]
+    blocks = [
+        {"type": "actions", "elements": elements[i : i + MAX_ACTIONS]}
+        for i in range(0, len(elements), MAX_ACTIONS)
+    ]
+    return blocks[: max(room, 0)]
+
+
+def message_with_buttons(mrkdwn: str, buttons: list[tuple[str, int]]) -> dict[str, Any]:
+    """`message()` with the buttons after the text, within Slack's 50 blocks."""
+    out = message(mrkdwn)
+    out["blocks"] = out["blocks"] + actions_blocks(buttons, MAX_BLOCKS - len(out["blocks"]))
+    return out

@@ -14,12 +14,20 @@ import os
 import warnings
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from aiohttp import web
-from telegram import BotCommand, InputFile, LinkPreviewOptions, Message
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -34,7 +42,9 @@ from telegram.ext import Application, ChatMemberHandler
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.delivery.channels.base import (
+    Button,
     DeliveryError,
+    Outgoing,
     RateLimit,
     send_paced,
     telegram_target_problem,
@@ -52,12 +62,28 @@ from bot.delivery.channels.telegram_receive import (
 __all__ = ["SECRET_HEADER", "TelegramChannel", "build_application"]  # imported from here
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CAPTION_LIMIT = 1024  # a photo's caption, in UTF-16 code units like the 4096 of a message
 # httpx (under python-telegram-bot) reads these: a log line about an unreachable Telegram
 # names the one in use, since a wrong or missing proxy is a common cause
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NO_PHOTO_RIGHTS = "not enough rights to send photos"
+MAX_BUTTONS = 100  # inline keyboard buttons in one message
+BUTTONS_PER_ROW = 3  # a coalesced alert's buttons: the last digits fit three abreast
+# an edit refused because the message is too old to edit (48 h in groups) or was deleted
+EDIT_GONE = ("message can't be edited", "message to edit not found")
+NOT_MODIFIED = "message is not modified"
+
+
+def keyboard(buttons: list[Button]) -> InlineKeyboardMarkup | None:
+    """The "✅ Called back" buttons; callback_data carries the call id and nothing else."""
+    if not buttons:
+        return None
+    keys = [InlineKeyboardButton(b.label, callback_data=f"cb:{b.call_id}") for b in buttons]
+    keys = keys[:MAX_BUTTONS]
+    per_row = 1 if len(keys) == 1 else BUTTONS_PER_ROW
+    return InlineKeyboardMarkup([keys[i : i + per_row] for i in range(0, len(keys), per_row)])
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -196,6 +222,49 @@ class TelegramChannel:
             )
         )
 
+    async def send(self, target: str, message: Outgoing) -> dict[str, Any]:
+        reply = None
+        if message.reply_to and message.reply_to.get("message_id") is not None:
+            # a reply to a deleted alert still goes out, as a plain message
+            reply = ReplyParameters(
+                message_id=int(message.reply_to["message_id"]), allow_sending_without_reply=True
+            )
+        return await self._sent(
+            self.app.bot.send_message(
+                chat_id=chat_id(target),
+                text=message.text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=keyboard(message.buttons),
+                reply_parameters=reply,
+            )
+        )
+
+    async def edit(self, target: str, message_ref: dict[str, Any], message: Outgoing) -> None:
+        """editMessageText of the alert; without buttons the keyboard goes."""
+        chat = message_ref.get("chat_id", chat_id(target))
+        request = self.app.bot.edit_message_text(
+            chat_id=chat,
+            message_id=int(message_ref["message_id"]),
+            text=message.text,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_markup=keyboard(message.buttons),
+        )
+        try:
+            await self._call(request)
+        except BadRequest as exc:
+            low = exc.message.lower()
+            if NOT_MODIFIED in low:
+                return  # it already says this (a retry after the edit went through)
+            if any(phrase in low for phrase in EDIT_GONE):
+                raise DeliveryError(
+                    f"Telegram: {exc.message}", permanent=True, counted=False, gone=True
+                ) from None
+            raise self._delivery_error(exc) from None
+        except TelegramError as exc:
+            raise self._delivery_error(exc) from None
+
     async def notify_image(
         self, target: str, text: str, png: bytes, filename: str
     ) -> dict[str, Any]:
@@ -231,53 +300,63 @@ class TelegramChannel:
         """Await a sending request; its reference, or DeliveryError saying if it is final
         (and, for a photo, whether only the picture was refused)."""
         try:
-            message = await request
-        except RetryAfter as exc:
-            raise DeliveryError(
+            message = await self._call(request)
+        except TelegramError as exc:
+            raise self._delivery_error(exc, photo=photo) from None
+        return {"chat_id": message.chat_id, "message_id": message.message_id}
+
+    async def _call(self, request: Awaitable[T]) -> T:
+        return await request
+
+    def _delivery_error(self, error: TelegramError, *, photo: bool = False) -> DeliveryError:
+        """A Telegram error as DeliveryError, saying if it is final (and, for a photo,
+        whether only the picture was refused)."""
+        exc = error
+        if isinstance(exc, RetryAfter):
+            return DeliveryError(
                 "Telegram: too many requests",
                 retry_after=_retry_seconds(exc),
                 counted=False,
-            ) from None
-        except ChatMigrated as exc:
+            )
+        if isinstance(exc, ChatMigrated):
             new_id = exc.new_chat_id
-            raise DeliveryError(
+            return DeliveryError(
                 f"Telegram: the group is now supergroup {new_id}; put {new_id} in "
                 "TELEGRAM_CHAT_IDS instead",
                 permanent=True,
                 counted=False,
                 target_problem=True,
                 migrate_to=str(new_id),
-            ) from None
-        except (Forbidden, InvalidToken) as exc:  # the operator fixes these: the alerts wait
-            raise DeliveryError(
+            )
+        if isinstance(exc, (Forbidden, InvalidToken)):  # the operator fixes these: the alerts wait
+            return DeliveryError(
                 f"Telegram: {exc.message}", permanent=True, counted=False, target_problem=True
-            ) from None
-        except BadRequest as exc:
+            )
+        if isinstance(exc, BadRequest):
             # chat not found, can't parse entities, too long: sending again will not help
             hint = photo_refused(exc.message) if photo else None
             if hint is not None:
-                raise DeliveryError(
+                return DeliveryError(
                     f"Telegram: {exc.message}: {hint}",
                     permanent=True,
                     counted=False,
                     picture_refused=True,
-                ) from None
-            raise DeliveryError(
+                )
+            return DeliveryError(
                 f"Telegram: {exc.message}",
                 permanent=True,
                 counted=False,
                 target_problem=telegram_target_problem(exc.message),
-            ) from None
-        except (NetworkError, TelegramError) as exc:
-            if _transport_failed(exc):
-                why = exc.message or type(exc).__name__
-                raise DeliveryError(
-                    f"Telegram: {unreachable(self.api_url, why)}", counted=_maybe_posted(exc)
-                ) from None
-            raise DeliveryError(
-                f"Telegram: {exc.message or type(exc).__name__}", counted=_maybe_posted(exc)
-            ) from None
-        return {"chat_id": message.chat_id, "message_id": message.message_id}
+            )
+        # NetworkError, or any other TelegramError
+        if _transport_failed(exc):
+            why = exc.message or type(exc).__name__
+            return DeliveryError(
+                f"Telegram: {unreachable(self.api_url, why)}", counted=_maybe_posted(exc)
+            )
+        return DeliveryError(
+            f"Telegram: {exc.message or type(exc).__name__}", counted=_maybe_posted(exc)
+        )
 
     async def send_now(self, target: str, text: str) -> dict[str, Any]:
         """A command reply: within the chat's limits (it may be busy with alerts)."""
