@@ -34,11 +34,14 @@ from bot.delivery.channels.telegram import TelegramChannel, build_application
 from bot.delivery.dispatcher import Dispatcher
 from bot.http import HttpServer
 from bot.logs import REDACT
+from bot.reminders import Reminders
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
 from handlers.chat import commands
+from handlers.chat.callback import Callbacks
 from handlers.chat.slack import register as register_slack
-from handlers.chat.telegram import COMMANDS, register
+from handlers.chat.slack import register_callbacks as slack_callbacks
+from handlers.chat.telegram import COMMANDS, register, register_callbacks
 from handlers.health import Health
 from handlers.intake import Intake
 from handlers.ria.factory import build_poller
@@ -108,7 +111,13 @@ class Service:
         self.summaries: SummaryScheduler | None = None
 
     async def answer(self, command: str, argument: str) -> commands.Reply:
-        return await commands.answer(command, argument, store=self.store, tz=self.settings.tz)
+        return await commands.answer(
+            command,
+            argument,
+            store=self.store,
+            tz=self.settings.tz,
+            callback_within_s=self.settings.callback_within_minutes * 60,
+        )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -177,6 +186,10 @@ class Service:
         )
         app.add_routes(health.routes())
         app.cleanup_ctx.append(health.keep_state)  # what `ria-calls-bot status` reads
+        # presses of "✅ Called back" (issue 12): edits go to the outbox like alerts
+        self.callbacks = Callbacks(
+            self.store, lang=s.language, tz=s.tz, submit=self.dispatcher.submit
+        )
         telegram = self.channels.get("telegram")
         if isinstance(telegram, TelegramChannel):
             register(
@@ -187,6 +200,7 @@ class Service:
                 refusal=i18n.t(s.language, "refusal"),
                 send=telegram.send_now,
             )
+            register_callbacks(telegram.app, chat_ids=s.telegram_chat_ids, callbacks=self.callbacks)
             if s.telegram_webhook_mode:
                 app.add_routes(telegram.routes())
         slack = self.channels.get("slack")
@@ -219,6 +233,12 @@ class Service:
             s, self.store, submit=self.dispatcher.submit, poller=self.poller
         )
         self.summaries.schedule(self.scheduler)
+        Reminders(
+            self.store,
+            submit=self.dispatcher.submit,
+            within_s=s.callback_within_minutes * 60,
+            alert_max_age_s=s.alert_max_age_minutes * 60,
+        ).schedule(self.scheduler, _now(s))
         # daily, and once at start (a service restarted every night would otherwise never
         # get to it); rejected payloads expire even when calls are kept for ever
         self.scheduler.add_job(
@@ -248,6 +268,7 @@ class Service:
             refusal=i18n.t(s.language, "refusal"),
             send=slack.send_now,
         )
+        slack_callbacks(slack.app, channel_ids=s.slack_channel_ids, callbacks=self.callbacks)
         if s.slack_signing_secret is not None:
             app.add_routes(slack.routes())
         if s.slack_signing_secret is None and s.slack_app_token is None:

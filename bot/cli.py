@@ -286,7 +286,13 @@ async def print_answer(settings: Settings, command: str, argument: str) -> int:
     store = Store(settings.database_path, create=False)
     await store.open()
     try:
-        reply = await commands.answer(command, argument, store=store, tz=settings.tz)
+        reply = await commands.answer(
+            command,
+            argument,
+            store=store,
+            tz=settings.tz,
+            callback_within_s=settings.callback_within_minutes * 60,
+        )
     finally:
         await store.close()
     print(render.reply(reply, "text", settings.language, settings.tz))

@@ -7,18 +7,24 @@ bot/render. Nothing here knows about a chat platform or a message format.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from handlers.chat.periods import Period, PeriodError, parse_period
 from storage.db import Store
-from storage.stats import MissedCaller, PeriodStats, missed_report, period_stats
+from storage.missed import CallerOutcome, all_outcomes, open_callers
+from storage.stats import PeriodStats, period_stats
 
 # /missed lists at most this many callers: more would not fit one Telegram message, and
 # the reply says how many more there are.
 MISSED_LIMIT = 30
 TOP_CARS = 5
+# the callback promise the figures count against when reminders are off (0)
+DEFAULT_PROMISE_S = 15 * 60.0
+# `/missed all [PERIOD]`: every caller with their outcome, not only those still waiting
+_ALL = {"all", "всі", "усі", "все"}
 
 
 @dataclass(frozen=True)
@@ -29,15 +35,23 @@ class HelpReply:
 @dataclass(frozen=True)
 class StatsReply:
     period: Period
-    stats: PeriodStats
+    stats: PeriodStats  # stats.callbacks: the callback figures (issue 12)
 
 
 @dataclass(frozen=True)
 class MissedReply:
     period: Period
-    callers: list[MissedCaller]  # still waiting, newest first, at most MISSED_LIMIT
+    # everything=False: only callers still waiting, the longest waiting first (`waited_s(now)`);
+    # everything=True (`/missed all` or a period): every caller with their outcome
+    # (`resolution`: None = waiting, how='button' by_name, how='answered' manager), oldest
+    # first. At most MISSED_LIMIT.
+    callers: list[CallerOutcome]
     waiting: int | None = None  # all callers still waiting (may exceed len(callers))
-    reached: int | None = None  # callers who missed in the period but got through later
+    reached: int | None = None  # callers who missed in the period and were called back /
+    # got through since
+    everything: bool = False
+    now: float = 0.0  # UTC epoch seconds the waited times are counted to
+    total: int | None = None  # everything=True: all callers of the period (>= len(callers))
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ async def answer(
     store: Store,
     tz: ZoneInfo,
     now: datetime | None = None,
+    callback_within_s: float = DEFAULT_PROMISE_S,
 ) -> Reply:
     """What to answer to `command argument`. User mistakes become an ErrorReply."""
     action = _COMMANDS.get(command.strip().lower())
@@ -98,12 +113,38 @@ async def answer(
         return ErrorReply("unknown_command", command)
     if action == "help":
         return HelpReply()
+    everything = False
+    if action == "missed":
+        words = argument.split(maxsplit=1)
+        if words and words[0].lower() in _ALL:
+            everything, argument = True, words[1] if len(words) > 1 else ""
+        elif argument.strip():
+            everything = True  # a period asks for the record: everything with its outcome
+    moment = now or datetime.now(tz)
     try:
-        period = parse_period(argument, now=now or datetime.now(tz), tz=tz)
+        period = parse_period(argument, now=moment, tz=tz)
     except PeriodError as exc:
         return ErrorReply(exc.key, exc.text)
     if action == "stats":
-        stats = await store.run(period_stats, period.start, period.end, top=TOP_CARS)
+        within = callback_within_s if callback_within_s > 0 else DEFAULT_PROMISE_S
+        stats = await store.run(
+            period_stats, period.start, period.end, top=TOP_CARS, within_s=within
+        )
         return StatsReply(period, stats)
-    report = await store.run(missed_report, period.start, period.end, limit=MISSED_LIMIT)
-    return MissedReply(period, report.callers, waiting=report.waiting, reached=report.reached)
+    at = moment.timestamp() if moment.tzinfo is not None else time.time()
+    if everything:
+        found = await store.run(all_outcomes, period.start, period.end, limit=1 << 30)
+        waiting = sum(1 for o in found if o.open)
+        return MissedReply(
+            period,
+            found[:MISSED_LIMIT],
+            waiting=waiting,
+            reached=len(found) - waiting,
+            everything=True,
+            now=at,
+            total=len(found),
+        )
+    report = await store.run(open_callers, period.start, period.end, limit=MISSED_LIMIT)
+    return MissedReply(
+        period, report.callers, waiting=report.waiting, reached=report.resolved, now=at
+    )

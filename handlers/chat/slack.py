@@ -18,7 +18,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.chat.callback import Callbacks
 from handlers.chat.commands import Reply, is_command, split_command
+from storage.outbox import OutboxItem, Target
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +108,49 @@ def register(
     # every slash command of the app: unknown words get the neutral core's "unknown command"
     app.command(re.compile(r"^/"))(on_command)
     app.event("app_mention")(on_mention)
+
+
+# action_id of "✅ Called back" (bot/delivery/render): unique per block, the call id only
+ACTION_ID = re.compile(r"^called_back:(\d{1,18})$")
+
+
+def register_callbacks(app: AsyncApp, *, channel_ids: Iterable[str], callbacks: Callbacks) -> None:
+    """block_actions of "✅ Called back": acked at once (Slack wants it within 3 s), counted
+    in the configured channels only, confirmed to the presser alone (an ephemeral); the
+    edit of the alert (chat.update) follows through the outbox."""
+    allowed = frozenset(channel_ids)
+
+    async def on_press(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        match = ACTION_ID.match(str(action.get("action_id", "")))
+        container = body.get("container") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or (body.get("message") or {}).get("ts") or "")
+        user = body.get("user") or {}
+        user_id = str(user.get("id", ""))
+        edits: list[OutboxItem] = []
+        try:
+            if match is None or not ts:
+                return
+            if channel not in allowed:
+                log.info("slack: refused a press in channel %s (not in SLACK_CHANNEL_IDS)", channel)
+                answer = callbacks.refused()
+            else:
+                name = user.get("name") or user.get("username") or user_id or None
+                answer, edits = await callbacks.press(
+                    Target("slack", channel),
+                    ts,
+                    int(match.group(1)),
+                    by_name=str(name) if name else None,
+                    by_user=f"slack:{user_id}" if user_id else None,
+                )
+            if channel and user_id:
+                await client.chat_postEphemeral(channel=channel, user=user_id, text=answer)
+        except Exception as exc:  # the platform's error, already worded for a log line
+            log.warning("slack: could not answer a press: %s", exc)
+        finally:
+            callbacks.hand_over(edits)  # recorded: the edit goes out even if the answer did not
+
+    app.action(ACTION_ID)(on_press)

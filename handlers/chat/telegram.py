@@ -7,14 +7,24 @@ so the same core answers Telegram, Slack and the CLI.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from telegram import Update
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from handlers.chat.callback import Callbacks
 from handlers.chat.commands import Reply, split_command
+from storage.outbox import OutboxItem, Target
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +149,50 @@ def register(
     application.add_handler(CommandHandler(list(COMMANDS), on_stranger, filters=~allowed))
     application.add_handler(MessageHandler(filters.COMMAND & private & allowed, on_unknown))
     application.add_handler(MessageHandler(filters.COMMAND & private & ~allowed, on_stranger))
+
+
+# callback_data of "✅ Called back" (bot/delivery/render): the call id, nothing else
+CALLBACK_DATA = re.compile(r"^cb:(\d{1,18})$")
+
+
+def register_callbacks(
+    application: Application, *, chat_ids: Iterable[str], callbacks: Callbacks
+) -> None:
+    """Presses of "✅ Called back": counted in the configured chats only, answered at once
+    (answerCallbackQuery, a toast for the presser); the edit of the alert follows through
+    the outbox. block=False: a press is not queued behind a command reply that waits for
+    the chat's rate limit."""
+    ids = {c for c in chat_ids if not c.startswith("@")}
+    names = {c[1:].lower() for c in chat_ids if c.startswith("@")}
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        match = CALLBACK_DATA.match(query.data or "")
+        message = query.message
+        edits: list[OutboxItem] = []
+        try:
+            if match is None or message is None:
+                await query.answer()  # not ours (an old keyboard): stop the spinner
+                return
+            chat = message.chat
+            if str(chat.id) not in ids and (chat.username or "").lower() not in names:
+                log.info("telegram: refused a press in chat %s (not in TELEGRAM_CHAT_IDS)", chat.id)
+                await query.answer(callbacks.refused())
+                return
+            user = query.from_user
+            name = user.first_name or (f"@{user.username}" if user.username else str(user.id))
+            answer, edits = await callbacks.press(
+                Target("telegram", str(chat.id)),
+                str(message.message_id),
+                int(match.group(1)),
+                by_name=name,
+                by_user=f"telegram:{user.id}",
+            )
+            await query.answer(answer)
+        except Exception as exc:  # the platform's error, already worded for a log line
+            log.warning("telegram: could not answer a press: %s", exc)
+        callbacks.hand_over(edits)  # recorded: the edit goes out even if the answer did not
+
+    application.add_handler(CallbackQueryHandler(on_press, block=False))
