@@ -7,7 +7,6 @@ bot/render. Nothing here knows about a chat platform or a message format.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -131,7 +130,8 @@ async def answer(
             period_stats, period.start, period.end, top=TOP_CARS, within_s=within
         )
         return StatsReply(period, stats)
-    at = moment.timestamp() if moment.tzinfo is not None else time.time()
+    # a naive `now` is local time (as parse_period takes it)
+    at = (moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)).timestamp()
     if everything:
         found = await store.run(all_outcomes, period.start, period.end, limit=1 << 30)
         waiting = sum(1 for o in found if o.open)
