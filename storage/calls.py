@@ -34,6 +34,7 @@ class IngestResult:
     alerts: list[OutboxItem] = field(default_factory=list)  # alert rows created
     # edit rows created: alerts of earlier missed calls resolved by a new ANSWER call
     edits: list[OutboxItem] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)  # new calls per status (metrics)
 
     @property
     def outbox_items(self) -> list[OutboxItem]:
@@ -103,6 +104,7 @@ def ingest_many(
                     result.duplicates += 1
                     continue
                 result.accepted += 1
+                result.statuses[call.status] = result.statuses.get(call.status, 0) + 1
                 # the callback loop: only ANSWER calls and missed ones look further (one
                 # indexed lookup each); see storage/resolutions.py
                 if call.status == ANSWER:
