@@ -122,6 +122,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "count_CONGESTION": "через перевантаження мережі",
         "number_hidden": "номер приховано",
         "statuses_more": "інші статуси: {count}",
+        # the callback loop (issue 12): buttons, resolved lines, reminders, figures
+        "cb_button": "✅ Передзвонили",
+        "cb_button_caller": "✅ …{digits}",
+        "cb_by": "✅ Передзвонив(ла) {name} · через {took} після дзвінка",
+        "cb_by_someone": "✅ Передзвонили · через {took} після дзвінка",
+        "cb_answered": "✅ Додзвонився о {time} (відповів {manager})",
+        "cb_answered_unknown": "✅ Додзвонився о {time}",
+        "cb_repeat": "🔁 {nth} пропущений дзвінок з цього номера сьогодні",
+        "cb_reminder": "⏰ Не передзвонили вже {took}: {callers}",
+        "cb_minutes": "{m} хв",
+        "cb_callbacks": "Передзвонили: {done} з {total} ({rate}) · вчасно (до {within}): {on_time}"
+        " · медіана: {median} · чекають: {waiting}",
+        "cb_callbacks_manager": "{manager}: передзвонили {done} з {total} ({rate}),"
+        " вчасно {on_time}, медіана {median}, чекають {waiting}",
+        "cb_waiting": "чекає {took}",
+        "cb_outcome_waiting": "⏳ чекає {took}",
+        "cb_missed_open_title": "Ще чекають на дзвінок: {period}",
     },
     "en": {
         "missed_call": "Missed call",
@@ -217,6 +234,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "count_CONGESTION": "network congestion",
         "number_hidden": "number hidden",
         "statuses_more": "other statuses: {count}",
+        # the callback loop (issue 12): buttons, resolved lines, reminders, figures
+        "cb_button": "✅ Called back",
+        "cb_button_caller": "✅ …{digits}",
+        "cb_by": "✅ Called back by {name} · {took} after the call",
+        "cb_by_someone": "✅ Called back · {took} after the call",
+        "cb_answered": "✅ Got through at {time} (answered by {manager})",
+        "cb_answered_unknown": "✅ Got through at {time}",
+        "cb_repeat": "🔁 {nth} missed call from this number today",
+        "cb_reminder": "⏰ Not called back for {took}: {callers}",
+        "cb_minutes": "{m} min",
+        "cb_callbacks": "Called back: {done} of {total} ({rate}) · within {within}: {on_time}"
+        " · median: {median} · still waiting: {waiting}",
+        "cb_callbacks_manager": "{manager}: called back {done} of {total} ({rate}),"
+        " within the promise {on_time}, median {median}, waiting {waiting}",
+        "cb_waiting": "waiting {took}",
+        "cb_outcome_waiting": "⏳ waiting {took}",
+        "cb_missed_open_title": "Still waiting for a call back: {period}",
     },
 }
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery.channels.base import DeliveryError
+from bot.delivery.followup import mark_sent_checked
+from handlers import metrics
 from handlers.backoff import backoff as _backoff
 from storage import outbox
 from storage.outbox import OutboxItem, Target
@@ -70,6 +72,7 @@ class Outcomes:
         for i in ids:  # delivered: never send these again from this process
             self.queue.pop(i, None)
         self.sent += len(ids)
+        metrics.sent(self.target.channel, items, self.d.clock())
         if self.paused is not None:
             log.warning(
                 "%s: delivering again (it was paused: %s); %d message(s) waiting go out now",
@@ -96,7 +99,12 @@ class Outcomes:
         wait, longest = STORE_RETRY_S
         while True:
             try:
-                await self.d.store.run(outbox.mark_sent, ids, ref, self.d.clock())
+                call_ids = [i.call_id for i in items if i.kind == "missed_call" and i.call_id]
+                edits = await self.d.store.run(
+                    mark_sent_checked, ids, ref, self.d.clock(), call_ids
+                )
+                if edits:  # resolved while on its way: the new alert gets its ✅ line
+                    self.d.submit(edits)
                 return
             except Exception as exc:
                 log.error(
@@ -117,6 +125,7 @@ class Outcomes:
             log.error("%s: cannot record a failed send: %s", self.target, exc)
 
     async def _give_up(self, items: list[OutboxItem], error: str) -> None:
+        metrics.failed(self.target.channel, items)
         for item in items:
             self.queue.pop(item.id or 0, None)
         await self._store(outbox.mark_failed, [i.id for i in items if i.id is not None], error)

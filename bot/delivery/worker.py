@@ -16,12 +16,14 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot.delivery import render
+from bot.delivery import callback
 from bot.delivery.backlog import Backlog
-from bot.delivery.channels.base import Channel, DeliveryError, Slot, acquire
+from bot.delivery.channels.base import Channel, DeliveryError, Outgoing, Slot, acquire
 from bot.delivery.coalesce import split_coalesced
+from bot.delivery.followup import KINDS, Followups, send_message
 from bot.delivery.outcome import Outcomes
 from bot.summary.build import payload_image
+from storage.model import Call
 from storage.outbox import OutboxItem, Target
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ COALESCE_AT = 5  # more alerts than this waiting for one target go out as one me
 SLOW_SLOT_S = 5.0  # ...and so do 2+ when the rate limit holds the next send this long
 
 
-class TargetWorker(Outcomes):
+class TargetWorker(Outcomes, Followups):
     def __init__(self, dispatcher: Dispatcher, target: Target, channel: Channel) -> None:
         self.d = dispatcher
         self.target = target
@@ -142,20 +144,27 @@ class TargetWorker(Outcomes):
 
     # ---- render -------------------------------------------------------------------------
 
-    def _render(self, items: list[OutboxItem]) -> list[tuple[list[OutboxItem], str]]:
+    def _render(self, items: list[OutboxItem]) -> list[tuple[list[OutboxItem], Outgoing]]:
         """The messages to send, each with the items it carries."""
         d, fmt = self.d, self.channel.fmt
         if len(items) > 1:
-            return split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
+            return [
+                (part, Outgoing(text, callback.caller_buttons(_calls(part), d.lang)))
+                for part, text in split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
+            ]
         item = items[0]
         if item.kind == "missed_call" and item.call is not None:
-            return [(items, render.alert(item.call, fmt, d.lang, d.tz))]
+            repeat = item.payload.get("repeat")
+            message = callback.alert(
+                item.call, fmt, d.lang, d.tz, repeat=repeat if isinstance(repeat, int) else None
+            )
+            return [(items, message)]
         text = item.payload.get(fmt) or item.payload.get("text") or ""
-        return [(items, str(text))]
+        return [(items, Outgoing(str(text)))]
 
     async def _render_or_drop(
         self, items: list[OutboxItem], slot: Slot
-    ) -> list[tuple[list[OutboxItem], str]]:
+    ) -> list[tuple[list[OutboxItem], Outgoing]]:
         """`_render(items)`; if that fails (a bug), the messages that cannot be rendered even
         alone are given up, so that one bad row never blocks its target for ever."""
         try:
@@ -184,15 +193,18 @@ class TargetWorker(Outcomes):
     async def _deliver(self, items: list[OutboxItem], slot: Slot) -> None:
         self.sending = True
         try:
+            if items[0].kind in KINDS:  # an edit or a reminder: always alone
+                await self._followup(items[0], slot)
+                return
             # a coalesced message may be split in parts; each part's items are marked sent
             # with that part's reference as soon as it is confirmed, and each part after the
             # first takes its own slot of the rate limit
             parts = await self._render_or_drop(items, slot)
-            for index, (part_items, text) in enumerate(parts):
+            for index, (part_items, message) in enumerate(parts):
                 if index:
                     slot = await acquire(self.channel.limits(self.target.id))
                 try:
-                    ref = await self._send(part_items, text)
+                    ref = await self._send(part_items, message)
                 except DeliveryError as exc:
                     slot.close(exc)
                     await self._failed(
@@ -209,7 +221,8 @@ class TargetWorker(Outcomes):
         finally:
             self.sending = False
 
-    async def _send(self, items: list[OutboxItem], text: str) -> dict[str, Any]:
+    async def _send(self, items: list[OutboxItem], message: Outgoing) -> dict[str, Any]:
+        text = message.text
         # a summary with a chart goes as a picture with its text (bot/summary builds both)
         image = payload_image(items[0]) if len(items) == 1 else None
         if image is not None:
@@ -223,4 +236,8 @@ class TargetWorker(Outcomes):
                 level = logging.DEBUG if self.picture_refused else logging.WARNING
                 self.picture_refused = True
                 log.log(level, "%s: chart not sent, the text goes alone: %s", self.target, exc)
-        return await self.channel.notify(self.send_to, text)
+        return await send_message(self.channel, self.send_to, message)
+
+
+def _calls(items: list[OutboxItem]) -> list[Call]:
+    return [item.call for item in items if item.call is not None]
