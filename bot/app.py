@@ -44,6 +44,7 @@ from handlers.chat.slack import register_callbacks as slack_callbacks
 from handlers.chat.telegram import COMMANDS, register, register_callbacks
 from handlers.health import Health
 from handlers.intake import Intake
+from handlers.metrics import MetricsEndpoint
 from handlers.ria.factory import build_poller
 from handlers.ria.poller import RiaPoller
 from handlers.ria.webhook import RiaWebhook
@@ -183,6 +184,13 @@ class Service:
             poller=self.poller.status if self.poller else (lambda: {"enabled": False}),
             channels=lambda: {name: ch.status() for name, ch in self.channels.items()},
             delivery=self.dispatcher.status,
+            metrics=MetricsEndpoint(
+                self.store,
+                token=_secret(s.metrics_token),
+                trusted=s.trusted_networks,
+                tz=s.tz,
+                monthly_quota=s.ria_monthly_quota if self.poller else None,
+            ),
         )
         app.add_routes(health.routes())
         app.cleanup_ctx.append(health.keep_state)  # what `ria-calls-bot status` reads

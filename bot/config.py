@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1/8", "::1")
     # open HTTP connections at most; 0: from the open-file limit (see bot/http.py)
     http_max_connections: int = Field(0, ge=0)
+    metrics_token: SecretStr | None = None  # opens /metrics to non-loopback clients
 
     ria_webhook_secret: SecretStr | None = None
     ria_api_key: SecretStr | None = None
@@ -109,6 +110,7 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -321,6 +323,7 @@ class Settings(BaseSettings):
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
+            self.metrics_token,
         ]
         return [v.get_secret_value() for v in values if v is not None]
 

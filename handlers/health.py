@@ -28,6 +28,7 @@ from typing import Any
 import sqlite_utils
 from aiohttp import web
 
+from handlers.metrics import MetricsEndpoint
 from storage import meta
 from storage.db import Store, transaction
 
@@ -85,12 +86,14 @@ class Health:
         storage_error: Callable[[], str | None] = lambda: None,
         probe_every: float = PROBE_S,
         clock: Callable[[], float] = time.monotonic,
+        metrics: MetricsEndpoint | None = None,
         **parts: Callable[[], dict[str, Any]],
     ) -> None:
         self.store = store
         # why storing calls last failed (None: it worked): the probe alone can miss a full
         # disk, and a webhook that answers 503 must not sit behind a 200 here
         self.storage_error = storage_error
+        self.metrics = metrics  # GET /metrics (handlers/metrics), beside /healthz
         self.parts = parts  # name -> status function (poller, channels, delivery, ...)
         self.probe_every = probe_every
         self.clock = clock
@@ -99,7 +102,8 @@ class Health:
         self._saved_state: str | None = None  # the state as last written (without its time)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/healthz", self.handle)]
+        routes = [web.get("/healthz", self.handle)]
+        return routes + (self.metrics.routes() if self.metrics is not None else [])
 
     # --- the public answer ----------------------------------------------------------------
 

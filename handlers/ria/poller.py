@@ -24,6 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from handlers import metrics
 from handlers.backoff import backoff
 from handlers.intake import Intake
 from handlers.ria.api import RiaApiError, RiaClient
@@ -193,6 +194,7 @@ class RiaPoller:
                 self.paused_until = hour_start(self.clock()) + 3600
             raise
         finally:
+            metrics.ria_request(status)
             await self.store.run(
                 ria_requests.record, at=now, purpose=purpose, status=status, error=error
             )
