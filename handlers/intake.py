@@ -1,15 +1,15 @@
 """The single way calls enter the database, whichever source saw them.
 
 Webhook requests that arrive while the writer thread is busy are committed together in the
-next transaction (group commit, storage.db.Store.write): one fsync serves many requests, and
-each request still gets its answer only after its calls are durable.
+next transaction (group commit): one fsync serves many requests, and each request still gets
+its answer only after its calls are durable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 from handlers import metrics
@@ -35,6 +35,8 @@ class Intake:
         self.missed_statuses = tuple(missed_statuses)
         self.on_alerts = on_alerts
         self.clock = clock
+        self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
+        self._committer: asyncio.Task[None] | None = None
         # why the last attempt to store calls failed; None once one succeeds again. A
         # health probe's small write can still succeed on a full disk (into WAL space
         # already allocated), so /healthz reports this too.
@@ -44,35 +46,64 @@ class Intake:
         self, calls: Sequence[Call], *, source: str, alert_max_age_s: float | None = None
     ) -> IngestResult:
         """Store `calls`; returns once they are committed. Raises if storage fails."""
-        batch = Batch(calls, source, alert_max_age_s)
-        try:
-            # store.write groups it with the writes waiting meanwhile (other webhooks,
-            # alerts marked sent) under one COMMIT, each in its own savepoint: a batch
-            # that fails undoes only its own writes, and only its request hears of it
-            result = (
-                await self.store.write(
-                    ingest_many,
-                    [batch],
-                    received_at=self.clock(),
-                    missed_statuses=self.missed_statuses,
-                    targets=self.targets,
-                )
-            )[0]
-        except Exception as exc:
-            log.error("storing calls failed: %s", exc)
-            self.storage_error = str(exc) or type(exc).__name__
-            raise
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append((Batch(calls, source, alert_max_age_s), future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                results = await self._ingest([batch for batch, _ in group])
+            except Exception as exc:
+                if len(group) == 1:
+                    self._fail(group, exc)
+                    continue
+                # One batch may be what broke the transaction: commit each on its own, so
+                # that only its own request hears about it and the others are stored.
+                for one in group:
+                    try:
+                        results = await self._ingest([one[0]])
+                    except Exception as one_exc:
+                        self._fail([one], one_exc)
+                    else:
+                        self._done([one], results)
+                continue
+            self._done(group, results)
+
+    async def _ingest(self, batches: list[Batch]) -> list[IngestResult]:
+        results = await self.store.run(
+            ingest_many,
+            batches,
+            received_at=self.clock(),
+            missed_statuses=self.missed_statuses,
+            targets=self.targets,
+        )
         self.storage_error = None
-        if result.accepted:
-            metrics.calls_stored(source, _new_statuses(calls, result))
+        return results
+
+    def _fail(
+        self, group: list[tuple[Batch, asyncio.Future[IngestResult]]], exc: Exception
+    ) -> None:
+        """Storage failed: every waiting request hears it (the webhook answers 503)."""
+        log.error("storing calls failed: %s", exc)
+        self.storage_error = str(exc) or type(exc).__name__
+        for _, future in group:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _done(
+        self,
+        group: list[tuple[Batch, asyncio.Future[IngestResult]]],
+        results: list[IngestResult],
+    ) -> None:
         # alerts, and the edits of alerts that a newly answered call resolved
-        if items := result.outbox_items:
+        items = [item for result in results for item in result.outbox_items]
+        if items:
             self.on_alerts(items)
-        return result
-
-
-def _new_statuses(calls: Sequence[Call], result: IngestResult) -> dict[str, int]:
-    """The statuses of the batch's new calls, for the calls_stored metric. IngestResult does
-    not say which calls were the duplicates; in a mixed batch (a poll overlapping the last
-    one) the duplicates are taken to be the first calls, which is how a poll overlaps."""
-    return dict(Counter(call.status for call in calls[result.duplicates :]))
+        for (batch, future), result in zip(group, results, strict=True):
+            metrics.calls_stored(batch.source, result.statuses)
+            if not future.done():
+                future.set_result(result)
