@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import burst, footprint, ingest, latency, quota, stats
+from bench import burst, callback, footprint, ingest, latency, quota, stats
 from bench.common import REPO, now_iso
 from bench.machine import describe, one_line
 from bench.report import Row, table, update_readme, write_json
@@ -39,6 +39,7 @@ MODULES: dict[str, Any] = {
     "burst": burst,
     "stats": stats,
     "quota": quota,
+    "callback": callback,
 }
 
 # Tiny sizes for `--quick` and the smoke test: every code path, a few seconds in all.
@@ -51,6 +52,7 @@ QUICK: dict[str, Any] = {
         calls=3000, days=40, repeats=1, summary_args=["--calls", "3000", "--runs", "1"]
     ),
     "quota": quota.Params(days=2, low_interval_min=1, low_days=0.25),
+    "callback": callback.Params(presses=3, busy=4, gap_s=0.2, timeout_s=60),
 }
 
 
@@ -72,7 +74,15 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
 
 
 def _number(name: str) -> int:
-    return {"latency": 1, "ingest": 2, "burst": 3, "stats": 4, "footprint": 5, "quota": 6}[name]
+    return {
+        "latency": 1,
+        "ingest": 2,
+        "burst": 3,
+        "stats": 4,
+        "footprint": 5,
+        "quota": 6,
+        "callback": 7,
+    }[name]
 
 
 async def run_all(
