@@ -76,11 +76,10 @@ def _alerts(telegram: FakeTelegram, ids: list[int]) -> dict[int, int]:
 async def run(params: Params, workdir: Path) -> dict[str, Any]:
     ids = [FIRST_CALL_ID + i for i in range(params.presses)]
     async with FakeTelegram(token=TG_TOKEN) as telegram:  # limits enforced
-        service = await start_service(
-            workdir / "callback",
-            CALLBACK_WITHIN_MINUTES="0",  # no reminders in the queue measured
-            **telegram_env(telegram.url, PRIVATE),
-        )
+        # no reminders in the queue measured
+        env: dict[str, Any] = telegram_env(telegram.url, PRIVATE)
+        env["CALLBACK_WITHIN_MINUTES"] = "0"
+        service = await start_service(workdir / "callback", **env)
         try:
             await wait_telegram_connected(service)
             timeout = aiohttp.ClientTimeout(total=10)

@@ -27,7 +27,8 @@ from bot.delivery import render
 from handlers.chat import commands
 from handlers.chat.periods import parse_period
 from storage.db import Store
-from storage.stats import missed_report, period_stats
+from storage.missed import open_callers
+from storage.stats import period_stats
 
 TZ = ZoneInfo("Europe/Kyiv")
 LANG = "uk"
@@ -84,10 +85,10 @@ async def run(params: Params, workdir: Path) -> dict[str, Any]:
         async def daily() -> None:
             # what the daily summary reads (until bench/summary_bench.py times the real one)
             stats = await store.run(period_stats, day.start, day.end, top=commands.TOP_CARS)
-            missed = await store.run(missed_report, day.start, day.end)
+            missed = await store.run(open_callers, day.start, day.end)
             render.reply(commands.StatsReply(day, stats), "html", LANG, TZ)
             render.reply(
-                commands.MissedReply(day, missed.callers, missed.waiting, missed.reached),
+                commands.MissedReply(day, missed.callers, missed.waiting, missed.resolved),
                 "html",
                 LANG,
                 TZ,
@@ -159,7 +160,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"≤ {DAILY_TARGET_MS:.0f} ms",
                 met=daily["median_ms"] <= DAILY_TARGET_MS,
                 note=(
-                    f"period_stats + missed_report for a whole day ({result['day_calls']:,} "
+                    f"period_stats + open_callers for a whole day ({result['day_calls']:,} "
                     f"calls), rendered; first {fmt_ms(daily['first_ms'])}"
                 ),
             ),
