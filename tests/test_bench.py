@@ -67,9 +67,16 @@ def test_stats_and_footprint_and_quota(quick: dict) -> None:
     assert low["max_clock_hour"] <= 30 and low["rate_limited"] == 0
 
 
+def test_callback_press_is_confirmed_before_its_edit(quick: dict) -> None:
+    r = quick["callback"]
+    assert r["presses"] == runner.QUICK["callback"].presses
+    assert 0 < r["confirm_p99_ms"] < 1000  # the issue: within a second, the outbox busy
+    assert r["edit_p50_ms"] >= r["confirm_p50_ms"]
+
+
 def test_table_and_json(quick: dict, tmp_path: Path) -> None:
     rows = runner.table_rows(quick)
-    assert {row.number for row in rows} == {1, 2, 3, 4, 5, 6}
+    assert {row.number for row in rows} == {1, 2, 3, 4, 5, 6, 7}
     text = runner.table(rows)
     assert text.count("\n") == len(rows) + 1  # header, rule, one line a row
     out = tmp_path / "latest.json"
