@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from bot.delivery.channels.base import DeliveryError
 from bot.delivery.followup import mark_sent_checked
 from handlers import metrics
-from handlers import metrics
 from handlers.backoff import backoff as _backoff
 from storage import outbox
 from storage.outbox import OutboxItem, Target
@@ -74,7 +73,6 @@ class Outcomes:
             self.queue.pop(i, None)
         self.sent += len(ids)
         metrics.sent(self.target.channel, items, self.d.clock())
-        metrics.sent(self.target.channel, items, self.d.clock())
         if self.paused is not None:
             log.warning(
                 "%s: delivering again (it was paused: %s); %d message(s) waiting go out now",
@@ -127,7 +125,6 @@ class Outcomes:
             log.error("%s: cannot record a failed send: %s", self.target, exc)
 
     async def _give_up(self, items: list[OutboxItem], error: str) -> None:
-        metrics.failed(self.target.channel, items)
         metrics.failed(self.target.channel, items)
         for item in items:
             self.queue.pop(item.id or 0, None)
