@@ -169,6 +169,8 @@ class FakeSlack(FakeServer):
         self.messages: list[JSONDict] = []  # chat.postMessage, and files shared to a channel
         self.ephemeral: list[JSONDict] = []
         self.updates: list[JSONDict] = []
+        # (channel, ts) of messages chat.update refuses with cant_update_message (too old)
+        self.uneditable: set[tuple[str, str]] = set()
         self.files: dict[str, JSONDict] = {}
         self.responses: list[JSONDict] = []  # what apps POSTed to response_urls
         self.acks: list[JSONDict] = []  # Socket Mode acknowledgements
@@ -752,6 +754,8 @@ class FakeSlack(FakeServer):
         )
         if original is None:
             raise SlackFailure("message_not_found")
+        if (channel.id, ts) in self.uneditable:
+            raise SlackFailure("cant_update_message")
         text, blocks = self._check_text_and_blocks(params)
         original.update(text=text, blocks=blocks, mrkdwn=_blocks_text(blocks))
         self.updates.append({"channel": channel.id, "ts": ts, "text": text, "blocks": blocks})

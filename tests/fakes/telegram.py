@@ -454,6 +454,9 @@ class FakeTelegram(FakeServer):
         self._sent_at: dict[Any, deque[float]] = defaultdict(deque)
         self._file_seq = itertools.count(1)
         self._callback_ids = itertools.count(4_000_000_000_000_000_001)
+        # messages Telegram no longer lets the bot edit (older than 48 h in a group):
+        # editMessageText answers "message can't be edited" (make_uneditable)
+        self.uneditable: set[tuple[ChatId, int]] = set()
         self._changed: asyncio.Event | None = None
         self._webhook_wake: asyncio.Event | None = None
         self._webhook_task: asyncio.Task[None] | None = None
@@ -1097,9 +1100,12 @@ class FakeTelegram(FakeServer):
             raise bad_request("message text is empty")
         plain, entities = self._text(params["text"], params.get("parse_mode"), caption=False)
         markup = self._check_markup(params.get("reply_markup"))
+        replied = self._replied(cid, params.get("reply_parameters"))
         self._check_flood(cid, chat["type"])
         message = self._new_message(cid, chat, markup)
         message["text"] = plain
+        if replied is not None:
+            message["reply_to_message"] = replied
         if entities:
             message["entities"] = entities
         self._chat_messages[(cid, message["message_id"])] = {
@@ -1114,6 +1120,29 @@ class FakeTelegram(FakeServer):
             "sendMessage", cid, chat, message, params, text=params["text"], plain=plain
         )
         return message
+
+    def make_uneditable(self, chat_id: ChatId, message_id: int) -> None:
+        """The message became too old to edit: editMessageText is refused from now on."""
+        self.uneditable.add((norm_chat_id(chat_id), int(message_id)))
+
+    def delete_message(self, chat_id: ChatId, message_id: int) -> None:
+        """Someone deleted the message in the chat: edits answer "message to edit not found"."""
+        self._chat_messages.pop((norm_chat_id(chat_id), int(message_id)), None)
+
+    def _replied(self, cid: ChatId, raw: Any) -> JSONDict | None:
+        """reply_parameters as the Bot API reads them: the replied message in this chat, or
+        "message to be replied not found" unless allow_sending_without_reply."""
+        if raw in (None, ""):
+            return None
+        params = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(params, dict) or "message_id" not in params:
+            raise bad_request("can't parse reply parameters JSON object")
+        stored = self._chat_messages.get((cid, int(params["message_id"])))
+        if stored is None:
+            if params.get("allow_sending_without_reply"):
+                return None
+            raise bad_request("message to be replied not found")
+        return stored.get("message") or {"message_id": int(params["message_id"])}
 
     def _new_message(self, cid: ChatId, chat: JSONDict, markup: JSONDict | None) -> JSONDict:
         message: JSONDict = {
@@ -1244,7 +1273,7 @@ class FakeTelegram(FakeServer):
         stored = self._chat_messages.get((cid, message_id))
         if stored is None:
             raise bad_request("message to edit not found")
-        if not stored["from_bot"]:
+        if not stored["from_bot"] or (cid, message_id) in self.uneditable:
             raise bad_request("message can't be edited")
         return cid, chat, stored
 
