@@ -13,6 +13,7 @@ from tests.fakes.ria import KYIV, make_call
 from tests.fakes.telegram import FakeTelegram
 from tests.reliability import caller, db_rows, e164, settled, until
 from tests.service import Service
+from tests.test_chan_telegram import webhook_env
 
 QUIET = {"CALLBACK_WITHIN_MINUTES": "0"}  # no reminders among the messages counted
 STRANGER = "-1009999999999"
@@ -190,3 +191,17 @@ async def test_a_reminder_replies_to_the_open_alert_once(services, telegram: Fak
     assert (await press(telegram, GROUP, mid, 8)).startswith("✅")
     await settled(db, telegram)
     assert len(reminders()) == 1
+
+
+async def test_a_press_arrives_in_webhook_mode_too(services, telegram: FakeTelegram) -> None:
+    """setWebhook asks for callback_query (the fake, like Telegram, drops kinds not asked
+    for), and the press comes in on /webhooks/telegram/<secret>."""
+    _, env = webhook_env(telegram)
+    service = await services(**env, **QUIET)
+    await until(lambda: bool(telegram.webhook["url"]), 40, "the webhook set")
+    assert "callback_query" in (telegram.webhook["allowed_updates"] or [])
+    await post(service, make_call(9, "NOANSWER", caller=caller(9)))
+    mid = (await alert_for(telegram, 9))["message_id"]
+    assert (await press(telegram, GROUP, mid, 9)).startswith("✅")
+    await until(lambda: edits_of(telegram, mid), 15, "the alert edited")
+    assert telegram.webhook_deliveries  # it came by the webhook, not getUpdates
