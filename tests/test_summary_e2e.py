@@ -229,3 +229,20 @@ async def test_summary_cli_prints_writes_the_chart_and_sends(
     # sent by hand under a key of its own: the scheduled summary still goes out
     [(key, state)] = summary_rows(env["DATABASE_PATH"])
     assert key.startswith("summary:daily:2026-11-25:manual:") and state == "sent"
+
+
+async def test_summary_cli_on_an_empty_day_and_bad_days(tmp_path: Path) -> None:
+    """`summary yesterday --chart`: the text, and no chart for a day without calls; a day in
+    the future or one that does not exist is a usage error (2) that says why."""
+    env = base_env(tmp_path, LANGUAGE="en")
+    seed(env["DATABASE_PATH"], [])  # a database with no calls in it
+    chart = tmp_path / "chart.png"
+    code, out, err = await run_cli(env, tmp_path, "summary", "yesterday", "--chart", str(chart))
+    assert code == 0, err
+    assert out.startswith("📊 Daily summary: ") and "no calls: no chart drawn" in err
+    assert not chart.exists()
+    code, _, err = await run_cli(env, tmp_path, "summary", "2999-01-01")
+    assert code == 2 and "is in the future" in err, err
+    code, _, err = await run_cli(env, tmp_path, "summary", "31.02.2026")
+    assert code == 2 and "there is no such date" in err, err
+    assert "Traceback" not in err
