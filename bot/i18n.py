@@ -138,7 +138,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         " вчасно {on_time}, медіана {median}, чекають {waiting}",
         "cb_waiting": "чекає {took}",
         "cb_outcome_waiting": "⏳ чекає {took}",
-        "cb_missed_open_title": "Ще чекають на дзвінок: {period}",
+        "cb_missed_all_title": "🔴 Пропущені та що з ними сталося: {period}",
     },
     "en": {
         "missed_call": "Missed call",
@@ -250,7 +250,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         " within the promise {on_time}, median {median}, waiting {waiting}",
         "cb_waiting": "waiting {took}",
         "cb_outcome_waiting": "⏳ waiting {took}",
-        "cb_missed_open_title": "Still waiting for a call back: {period}",
+        "cb_missed_all_title": "🔴 Missed callers and their outcome: {period}",
     },
 }
 

@@ -18,7 +18,9 @@ from bot.delivery.render import FORMATS, alert, coalesced, format_phone, message
 from handlers.chat.commands import ErrorReply, HelpReply, MissedReply, StatsReply
 from handlers.chat.periods import parse_period
 from storage.calls import Call
-from storage.stats import ManagerLine, MissedCaller, PeriodStats
+from storage.missed import CallerOutcome
+from storage.resolutions import ANSWERED, BUTTON, Resolution
+from storage.stats import CallbackStats, ManagerCallbacks, ManagerLine, PeriodStats
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=KYIV)
@@ -335,27 +337,52 @@ def test_many_managers_are_cut() -> None:
     assert "…and 5 more" in text
 
 
-def missed_caller(i: int, car: str | None = "BMW X5") -> MissedCaller:
+def missed_caller(
+    i: int, car: str | None = "BMW X5", resolution: Resolution | None = None
+) -> CallerOutcome:
     at = int(datetime(2026, 11, 27, 9, 0, tzinfo=KYIV).timestamp()) + i * 60
-    return MissedCaller(f"+380951{i:06d}", f"0951{i:06d}", 2, at, "CANCEL", car, 12)
+    return CallerOutcome(
+        f"+380951{i:06d}",
+        f"0951{i:06d}",
+        "0501112233",
+        2,
+        at,
+        "CANCEL",
+        car,
+        at - 60,
+        [i],
+        resolution,
+    )
+
+
+WAITED_TO = datetime(2026, 11, 27, 9, 31, tzinfo=KYIV).timestamp()
 
 
 def test_missed_reply() -> None:
-    r = MissedReply(YESTERDAY, [missed_caller(1), missed_caller(2, None)], waiting=2, reached=5)
+    r = MissedReply(
+        YESTERDAY,
+        [missed_caller(1), missed_caller(2, None)],
+        waiting=2,
+        reached=5,
+        now=WAITED_TO,
+    )
     assert reply(r, "text", "uk", KYIV).split("\n") == [
         "🔴 Чекають на зворотний дзвінок: вчора, 27.11.2026",
         "Чекають: 2 · додзвонилися пізніше: 5",
-        "1. +380951000001 · спроб: 2 · 09:01 · клієнт поклав слухавку · BMW X5",
-        "2. +380951000002 · спроб: 2 · 09:02 · клієнт поклав слухавку",
+        "1. +380951000001 · спроб: 2 · 09:01 · клієнт поклав слухавку · BMW X5 · ⏳ чекає 31 хв",
+        "2. +380951000002 · спроб: 2 · 09:02 · клієнт поклав слухавку · ⏳ чекає 30 хв",
     ]
     slack = reply(r, "mrkdwn", "en", KYIV)
-    assert "1. <tel:+380951000001|+380 95 100 0001> · attempts: 2 · 09:01 · caller hung up" in slack
+    assert (
+        "1. <tel:+380951000001|+380 95 100 0001> · attempts: 2 · 09:01 · caller hung up"
+        " · BMW X5 · ⏳ waiting 31 min"
+    ) in slack
     assert "1. +380951000001 · " in reply(r, "html", "uk", KYIV)
 
 
 def test_missed_reply_over_several_days_shows_dates() -> None:
     week = parse_period("week", now=NOW, tz=KYIV)
-    text = reply(MissedReply(week, [missed_caller(1)]), "text", "uk", KYIV)
+    text = reply(MissedReply(week, [missed_caller(1)], now=WAITED_TO), "text", "uk", KYIV)
     assert "27.11.2026 09:01" in text
 
 
@@ -418,3 +445,71 @@ def test_unknown_format() -> None:
 
 def test_html_escape_is_stdlib() -> None:
     assert markup.Html().esc(NASTY) == html.escape(NASTY)
+
+
+# ---- the callback loop (issue 12): /missed all, /stats figures --------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_missed_all_shows_each_callers_outcome(lang: str) -> None:
+    base = int(datetime(2026, 11, 27, 9, 0, tzinfo=KYIV).timestamp())
+    pressed = Resolution(1, base + 60 + 4 * 60, BUTTON, "Olena", "telegram:1")
+    answered = Resolution(2, base + 5 * 3600, ANSWERED, answered_call_id=9, manager="0501112233")
+    callers = [missed_caller(1, None, pressed), missed_caller(2, None, answered), missed_caller(3)]
+    r = MissedReply(
+        YESTERDAY, callers, waiting=1, reached=2, everything=True, now=WAITED_TO, total=3
+    )
+    lines = reply(r, "text", lang, KYIV).split("\n")
+    expected = {
+        "en": [
+            "🔴 Missed callers and their outcome: yesterday, 2026-11-27",
+            "✅ Called back by Olena · 5 min after the call",
+            "✅ Got through at 14:00 (answered by +380 50 111 2233)",
+            "⏳ waiting 29 min",
+        ],
+        "uk": [
+            "🔴 Пропущені та що з ними сталося: вчора, 27.11.2026",
+            "✅ Передзвонив(ла) Olena · через 5 хв після дзвінка",
+            "✅ Додзвонився о 14:00 (відповів +380 50 111 2233)",
+            "⏳ чекає 29 хв",
+        ],
+    }[lang]
+    assert lines[0] == expected[0]
+    for line, outcome in zip(lines[2:], expected[1:], strict=True):
+        assert line.endswith(" · " + outcome)
+
+
+def test_missed_all_of_a_period_with_nobody_missed_says_so() -> None:
+    r = MissedReply(YESTERDAY, [], waiting=0, reached=0, everything=True, total=0)
+    assert "nobody is waiting" in reply(r, "text", "en", KYIV)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_stats_reply_has_the_callback_figures(fmt: str, lang: str) -> None:
+    manager = ManagerCallbacks(3, 2, 1, 1, 300.0, destination_phone="0501112233")
+    cb = CallbackStats(4, 3, 2, 1, 240.0, within_s=900.0, managers=[manager])
+    stats = replace(FIXTURE_STATS, callbacks=cb)
+    text = plain(reply(StatsReply(YESTERDAY, stats), fmt, lang, KYIV), fmt)
+    expected = {
+        "en": [
+            "Called back: 3 of 4 (75%) · within 15 min: 50% · median: 4 min 00 s"
+            " · still waiting: 1",
+            "   +380 50 111 2233: called back 2 of 3 (67%), within the promise 33%,"
+            " median 5 min 00 s, waiting 1",
+        ],
+        "uk": [
+            "Передзвонили: 3 з 4 (75%) · вчасно (до 15 хв): 50% · медіана: 4 хв 00 с · чекають: 1",
+            "   +380 50 111 2233: передзвонили 2 з 3 (67%), вчасно 33%, медіана 5 хв 00 с,"
+            " чекають 1",
+        ],
+    }[lang]
+    lines = text.split("\n")
+    for line in expected:
+        assert line in lines
+
+
+def test_stats_reply_without_missed_callers_has_no_callback_lines() -> None:
+    cb = CallbackStats(0, 0, 0, 0, None, within_s=900.0)
+    text = reply(StatsReply(YESTERDAY, replace(FIXTURE_STATS, callbacks=cb)), "text", "en", KYIV)
+    assert "Called back" not in text

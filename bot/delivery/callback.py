@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot import i18n
 from bot.delivery import render
+from bot.delivery.callback_text import took
 from bot.delivery.channels.base import Button, Outgoing
 from bot.delivery.markup import Format, Markup, caller, get_format, tr
 from bot.delivery.markup import number as display_number
@@ -22,15 +23,6 @@ from storage.resolutions import BUTTON, Resolution
 
 MAX_BUTTONS = 100  # Telegram's inline keyboard; Slack's 50 blocks of 25 hold more
 EDIT_LIMIT = 1_000_000  # an edit re-renders what one message held: never split it
-
-
-def took(lang: str, seconds: float) -> str:
-    """'45 s', '4 min', '1 h 02 min': how long after the call (whole minutes, rounded down,
-    as a promise of 15 minutes is broken at 15:00, not at 14:30)."""
-    seconds = max(seconds, 0.0)
-    if seconds < 60 or seconds >= 3600:
-        return i18n.duration(lang, seconds)
-    return i18n.t(lang, "cb_minutes", m=int(seconds // 60))
 
 
 def ordinal(lang: str, n: int) -> str:

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot import i18n
+from bot.delivery.callback_text import figures_lines, outcome_text
 from bot.delivery.markup import (
     FORMATS,
     Format,
@@ -195,21 +196,27 @@ def _stats(r: StatsReply, f: Format, lang: str) -> str:
             talk=i18n.duration(lang, s.avg_talk_s),
         )
     )
+    lines += figures_lines(s.callbacks, f, lang)
     lines += manager_lines(s, f, lang)
     lines += car_lines(s, f, lang)
     return "\n".join(lines)
 
 
 def _missed(r: MissedReply, f: Format, lang: str, tz: ZoneInfo) -> str:
+    """Without argument: the callers still waiting, longest first, with how long; with
+    `all` or a period (r.everything): every caller of the period with their outcome."""
     label = period_label(r.period, lang)
     waiting = r.waiting if r.waiting is not None else len(r.callers)
-    if waiting == 0:
+    shown = (r.total if r.total is not None else len(r.callers)) if r.everything else waiting
+    if shown == 0:
         return tr(f, lang, "missed_none", period=label)
-    head = [f.bold(tr(f, lang, "missed_title", period=label))]
+    title = "cb_missed_all_title" if r.everything else "missed_title"
+    head = [f.bold(tr(f, lang, title, period=label))]
     if r.reached is not None:
         head.append(tr(f, lang, "missed_counts", waiting=waiting, reached=r.reached))
     # a one-day period names its date in the title: the time is enough on each line
     dated = r.period.days > 1
+    now = r.now or datetime.now(tz).timestamp()
     lines: list[str] = []
     for i, c in enumerate(r.callers, start=1):
         moment = datetime.fromtimestamp(c.last_missed_at, tz).replace(tzinfo=None)
@@ -221,8 +228,9 @@ def _missed(r: MissedReply, f: Format, lang: str, tz: ZoneInfo) -> str:
         ]
         if c.car:
             parts.append(f.esc(clip(c.car, "car")))
+        parts.append(outcome_text(c, f, lang, tz, now))  # waiting how long, or how it ended
         lines.append(" · ".join(parts))
-    return _fit([*head, *lines], waiting - len(r.callers), f, lang, keep=len(head))
+    return _fit([*head, *lines], shown - len(r.callers), f, lang, keep=len(head))
 
 
 def _fit(lines: list[str], hidden: int, f: Format, lang: str, *, keep: int) -> str:
