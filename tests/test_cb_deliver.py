@@ -440,3 +440,49 @@ async def test_slack_button_edit_reminder_and_refused_edit(sl: tuple[Rig, FakeSl
     assert note["thread_ts"] == second["ts"]
     assert await rig.d.flush(5)
     assert [r[0] for r in await rig.rows("edit")] == ["sent", "sent"]
+
+
+# ---- the summary's callback figures on a hand-computed day ----------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_summary_shows_the_callback_figures(tmp_path: Path, lang: str) -> None:
+    from bot.summary.build import DAILY, build
+    from bot.summary.text import text
+    from storage.db import connect
+
+    db = connect(tmp_path / "s.db")
+    day = datetime(2026, 11, 27, 10, 0, tzinfo=KYIV)
+    t = day.timestamp()
+    target = Target("telegram", "-100")
+    calls = [
+        make(1, t, "+380501110001"),  # called back by button 4 min later: within 15 min
+        make(2, t + 600, "+380501110002"),  # got through 40 min later: late
+        make(3, t + 1200, "+380501110003"),  # still waiting
+        make(4, t + 3000, "+380501110002", status="ANSWER", destination_phone="0501112233"),
+    ]
+    result = ingest(
+        db,
+        calls,
+        source="poll",
+        received_at=t + 3600,
+        missed_statuses=MISSED,
+        targets=[target],
+        alert_max_age_s=None,
+    )
+    alert1 = next(i for i in result.alerts if i.call_id == 1)
+    assert alert1.id is not None
+    outbox.mark_sent(db, [alert1.id], {"chat_id": -100, "message_id": 11}, t + 5)
+    pressed = resolve_by_button(db, 1, target, "11", "Olena", "telegram:1", t + 240)
+    assert pressed.status == "resolved"
+    summary = build(db, DAILY, day.date(), KYIV, now=t + 4000, within_s=900)
+    lines = text(summary, "text", lang, KYIV).split("\n")
+    # 3 missed callers; 2 resolved (4 min, 40 min): 67%; within 15 min: 1 of 3 = 33%;
+    # median of 240 s and 2400 s = 1320 s = 22 min; 1 still waiting
+    expected = {
+        "en": "Called back: 2 of 3 (67%) · within 15 min: 33% · median: 22 min 00 s"
+        " · still waiting: 1",
+        "uk": "Передзвонили: 2 з 3 (67%) · вчасно (до 15 хв): 33% · медіана: 22 хв 00 с"
+        " · чекають: 1",
+    }[lang]
+    assert expected in lines

@@ -154,6 +154,7 @@ def build(
     *,
     now: float,
     waiting_limit: int = WAITING_LIMIT,
+    within_s: float | None = None,  # the callback promise; None: no callback figures
 ) -> Summary:
     """Everything a summary shows, for the period that holds `day`, as of `now`.
 
@@ -166,7 +167,7 @@ def build(
     before_cutoff = before_period.end if cutoff >= period.end else week_earlier(cutoff, tz)
     before_cutoff = max(before_period.start, min(before_cutoff, before_period.end))
 
-    stats = period_stats(db, period.start, cutoff, top=TOP_CARS)
+    stats = period_stats(db, period.start, cutoff, top=TOP_CARS, within_s=within_s)
     before = period_stats(db, before_period.start, before_cutoff, top=0)
     missed = missed_report(db, period.start, cutoff, limit=waiting_limit)
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot import i18n
+from bot.delivery.callback_text import figures_lines
 from bot.delivery.markup import (
     Format,
     Markup,
@@ -153,6 +154,7 @@ def text(s: Summary, fmt: str, lang: str, tz: ZoneInfo) -> str:
             )
             for day, b in s.days
         ]
+    lines += figures_lines(now.callbacks, f, lang)  # the callback loop (issue 12)
     lines += manager_lines(now, f, lang)
     lines += car_lines(now, f, lang)
     busiest = s.busiest()
