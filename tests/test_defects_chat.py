@@ -24,7 +24,8 @@ from handlers.chat.periods import PeriodError, parse_day, parse_period
 from handlers.ria.records import parse_record, parse_records
 from storage.calls import Call, ingest
 from storage.db import connect
-from storage.stats import ManagerLine, PeriodStats, missed_report, period_stats
+from storage.missed import open_callers
+from storage.stats import ManagerLine, PeriodStats, period_stats
 from tests.fakes.telegram import parse_html, utf16_len
 
 KYIV = ZoneInfo("Europe/Kyiv")
@@ -121,7 +122,7 @@ def test_stats_and_missed_with_hostile_records_fit(
     period = parse_period("2026-11-25", now=NOW, tz=KYIV)
     stats = period_stats(hostile_db, period.start, period.end, top=5)
     assert len(stats.missed_by_status) == 500 and stats.other == 500
-    report = missed_report(hostile_db, period.start, period.end, limit=30)
+    report = open_callers(hostile_db, period.start, period.end, limit=30)  # what /missed asks
     assert report.waiting == 500
     for r in (StatsReply(period, stats), MissedReply(period, report.callers, report.waiting, 0)):
         check_telegram(reply(r, "html", lang, KYIV))
