@@ -291,6 +291,7 @@ async def test_telegram_edit_of_a_deleted_alert_becomes_a_new_message(
     await tg.press(103, str(alert["message_id"]))
     note = (await until(lambda: sent(telegram)[1:]))[0]
     assert note["plain_text"].startswith("✅ Called back by Olena")
+    assert "reply_parameters" not in note["params"]  # nothing left to reply to
     assert await tg.d.flush(5)
     assert [r[0] for r in await tg.rows("edit")] == ["sent"]
 
@@ -486,3 +487,16 @@ def test_summary_shows_the_callback_figures(tmp_path: Path, lang: str) -> None:
         " · чекають: 1",
     }[lang]
     assert expected in lines
+
+
+async def test_slack_edit_of_a_deleted_alert_is_a_new_message(sl: tuple[Rig, FakeSlack]) -> None:
+    rig, slack = sl
+    await rig.alert(make(203, time.time() - 60))
+    alert = (await until(lambda: slack.messages_for(CHANNEL)))[0]
+    slack.messages.remove(next(m for m in slack.messages if m["ts"] == alert["ts"]))
+    await rig.press(203, alert["ts"])
+    note = (await until(lambda: slack.messages_for(CHANNEL)))[0]
+    assert note["text"].startswith("✅ Called back by Olena")
+    assert note["thread_ts"] is None
+    assert await rig.d.flush(5)
+    assert [r[0] for r in await rig.rows("edit")] == ["sent"]

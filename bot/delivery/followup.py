@@ -182,7 +182,11 @@ class Followups:
             if not exc.gone:
                 raise
             log.info("%s: cannot edit the alert (%s): saying it in a new message", self.target, exc)
-        note = callback.gone_note(state.calls, fmt, d.lang, d.tz, state.resolutions, ref)
+            # too old: a reply to it; deleted: a message of its own (no thread to reply in)
+            deleted = "not_found" in str(exc) or "not found" in str(exc)
+        note = callback.gone_note(
+            state.calls, fmt, d.lang, d.tz, state.resolutions, None if deleted else ref
+        )
         if note is None:
             return SKIPPED
         slot = await acquire(self.channel.limits(self.target.id))
