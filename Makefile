@@ -38,17 +38,17 @@ run: $(STAMP)
 	$(BIN)/ria-calls-bot run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The quick loop while coding: no fault injection (slow), no container build
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow and not container"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not container"
 
 # The suite under coverage, the CLI subprocesses it starts included (settings in pyproject.toml)
 coverage: $(STAMP)
 	rm -rf build/coverage
 	mkdir -p build/coverage
-	$(BIN)/coverage run -m pytest -q -n 2
+	$(BIN)/coverage run -m pytest -q -n 2 --dist loadgroup
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 

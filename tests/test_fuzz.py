@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.delivery import render
+from bot.delivery import markup, render
 from handlers.chat import commands
 from handlers.chat.periods import PeriodError, parse_period
 from handlers.ria.records import MAX_RECORDS, RecordError, decode_body, parse_records
@@ -247,6 +247,7 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
     assert "Traceback" not in log and " ERROR " not in log, log
 
 
+@pytest.mark.xdist_group("fuzz_webhook")  # one service for these, in order
 @FUZZ
 @given(body=bodies, content_type=content_types)
 def test_webhook_never_fails_and_keeps_what_it_cannot_use(
@@ -273,6 +274,7 @@ def test_webhook_never_fails_and_keeps_what_it_cannot_use(
         assert status == 400
 
 
+@pytest.mark.xdist_group("fuzz_webhook")  # one service for these, in order
 @FUZZ
 @given(record=records)
 def test_webhook_stores_every_usable_record_with_its_raw_data(
@@ -288,6 +290,7 @@ def test_webhook_stores_every_usable_record_with_its_raw_data(
         assert status == 400 and answer["error"] == bad[0][1]
 
 
+@pytest.mark.xdist_group("fuzz_webhook")  # one service for these, in order
 def test_thousands_of_records_in_one_request_are_capped(webhook: Webhook) -> None:
     many = [make_call(2_000_000 + i) for i in range(MAX_RECORDS + 1)]
     body = json_body(many)
@@ -304,6 +307,7 @@ def test_thousands_of_records_in_one_request_are_capped(webhook: Webhook) -> Non
     assert status == 413  # over the body limit: not even read
 
 
+@pytest.mark.xdist_group("fuzz_webhook")  # one service for these, in order
 def test_the_service_survived_the_fuzzing(webhook: Webhook) -> None:
     status, health = webhook.request("GET", "/healthz")
     assert status == 200, health
@@ -478,7 +482,7 @@ def test_alerts_render_ria_strings_safely(call: Call, fmt: str, lang: str) -> No
         assert_safe(part, fmt)
     if fmt == "html" and call.car:
         plain, _ = parse_html(message)
-        assert render._clip(call.car, "car") in plain  # shown as written, not as markup
+        assert markup.clip(call.car, "car") in plain  # shown as written, not as markup
 
 
 async def test_nasty_ria_strings_reach_telegram_as_written(services, telegram) -> None:
