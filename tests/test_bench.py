@@ -21,6 +21,9 @@ from bench import ingest
 from bench.gen_calls import generate
 from bench.report import README_BEGIN, README_END, update_readme
 
+# the module fixture below is costly: one worker builds it once, not each worker
+pytestmark = pytest.mark.xdist_group("bench")
+
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> dict:

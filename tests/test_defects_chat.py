@@ -55,6 +55,10 @@ def hostile_raw(i: int) -> dict[str, Any]:
     }
 
 
+# the module fixture below is costly: one worker builds it once, not each worker
+pytestmark = pytest.mark.xdist_group("hostile_db")
+
+
 @pytest.fixture(scope="module")
 def hostile_db(tmp_path_factory: pytest.TempPathFactory) -> sqlite_utils.Database:
     """1,000 calls through the real parser, 1,000 distinct statuses; half of them count
