@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from handlers.chat.periods import MAX_DAYS, Period, PeriodError, parse_period
+from handlers.chat.periods import MAX_DAYS, Period, PeriodError, parse_day, parse_period
 
 KYIV = ZoneInfo("Europe/Kyiv")
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=KYIV)  # a Saturday; Kyiv is UTC+2 in winter
@@ -145,3 +145,14 @@ def test_error_keeps_the_original_spelling() -> None:
     with pytest.raises(PeriodError) as caught:
         parse("  Next Week ")
     assert caught.value.text == "Next Week"
+
+
+def test_parse_day_takes_both_forms_and_says_what_is_wrong() -> None:
+    """One parser for every typed-in date (chat commands, the CLI's --from/--to)."""
+    assert parse_day(" 2026-11-28 ") == parse_day("28.11.2026") == date(2026, 11, 28)
+    with pytest.raises(ValueError, match="there is no such date"):
+        parse_day("31.02.2026")
+    with pytest.raises(ValueError, match="is not a date"):
+        parse_day("20261128")  # fromisoformat would take it; people do not type it
+    with pytest.raises(ValueError, match="is not a date"):
+        parse_day("yesterday")
