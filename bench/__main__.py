@@ -46,7 +46,9 @@ MODULES: dict[str, Any] = {
 QUICK: dict[str, Any] = {
     "footprint": footprint.Params(starts=1, idle_s=0.2),
     "latency": latency.Params(rate=20, seconds=0.5, warmup=2, drain_s=10),
-    "ingest": ingest.Params(connections=4, seconds=1, rounds=1, warmup_s=0, missed_every=2),
+    "ingest": ingest.Params(
+        connections=4, seconds=1, rounds=1, warmup_s=0, missed_every=2, wide_connections=8
+    ),
     "burst": burst.Params(calls=8, seconds=0.4, timeout_s=20),
     "stats": stats.Params(
         calls=3000, days=40, repeats=1, summary_args=["--calls", "3000", "--runs", "1"]

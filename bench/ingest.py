@@ -25,7 +25,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tests.fakes.ria import make_call
 from tests.service import free_port
 
 RATIO_TARGET = 0.6
+P99_TARGET_MS = 20.0
 LUA = Path(__file__).with_name("calls.lua")
 # call_ids: round n's measured calls start at MEASURED_IDS + n * ROUND_IDS (wrk adds 1e8 per
 # thread, and uses one), its warm-up calls WARMUP_IDS above that
@@ -53,6 +54,9 @@ class Params:
     warmup_s: float = 2.0  # before each round
     missed_every: int = 4
     tool: str = "auto"  # auto | wrk | aiohttp
+    # one more round each at this many connections (0: none): the row that shows the
+    # group commit holding up when many more requests wait at once
+    wide_connections: int = 256
 
 
 def pick_tool(choice: str) -> str:
@@ -213,6 +217,7 @@ async def run(params: Params, workdir: Path) -> dict[str, Any]:
             for n in range(params.rounds):
                 bare_rounds.append(await _load(bare_url, params, tool, _first_id(n)))
                 service_rounds.append(await _load(service.webhook_url, params, tool, _first_id(n)))
+            wide = await _wide_rounds(bare_url, service.webhook_url, params, tool)
         finally:
             await stop_quietly(service)
     db = Path(service.env["DATABASE_PATH"])
@@ -235,6 +240,26 @@ async def run(params: Params, workdir: Path) -> dict[str, Any]:
         # every call acknowledged with "accepted": 1 must be in the database
         "lost": max(0, accepted - stored),
         "errors": sum(r["errors"] for r in service_rounds),
+        "wide": wide,
+    }
+
+
+async def _wide_rounds(
+    bare_url: str, service_url: str, params: Params, tool: str
+) -> dict[str, Any] | None:
+    """One round each, bare then service, at `wide_connections` (after the main rounds,
+    so its calls are not counted in theirs: ids from a range of their own)."""
+    if not params.wide_connections:
+        return None
+    wide = replace(params, connections=params.wide_connections)
+    first = _first_id(params.rounds)
+    bare = await _load(bare_url, wide, tool, first)
+    service = await _load(service_url, wide, tool, first)
+    return {
+        "connections": params.wide_connections,
+        "bare": bare,
+        "service": service,
+        "ratio": round(service["rate"] / bare["rate"], 3) if bare["rate"] else None,
     }
 
 
@@ -251,7 +276,7 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def rows(result: dict[str, Any]) -> list[Row]:
     service, bare = result["service"], result["bare"]
     ratio = result["ratio"] or 0.0
-    return [
+    main = [
         Row(
             2,
             "ingest: webhooks/s, durable commit each",
@@ -281,3 +306,37 @@ def rows(result: dict[str, Any]) -> list[Row]:
             ),
         ),
     ]
+    return main + _extra_rows(result)
+
+
+def _extra_rows(result: dict[str, Any]) -> list[Row]:
+    service = result["service"]
+    p99 = service.get("p99_ms")
+    out = [
+        Row(
+            2,
+            f"ingest p99 answer time, {result['connections']} connections",
+            f"{p99} ms",
+            f"≤ {P99_TARGET_MS:g} ms",
+            met=p99 is not None and p99 <= P99_TARGET_MS,
+            note=f"the median round's; bare handler: {result['bare'].get('p99_ms')} ms",
+        )
+    ]
+    wide = result.get("wide")
+    if wide:
+        ws, wb = wide["service"], wide["bare"]
+        out.append(
+            Row(
+                2,
+                f"ingest at {wide['connections']} connections",
+                f"{ws['rate']:,.0f}/s",
+                "—",
+                note=(
+                    f"one round of {result['seconds']:g} s; {wide['ratio']} of the bare "
+                    f"handler's {wb['rate']:,.0f}/s; answered in {ws['p50_ms']} ms p50 / "
+                    f"{ws['p99_ms']} ms p99 (bare {wb['p50_ms']} / {wb['p99_ms']} ms); "
+                    f"{ws['errors']} errors"
+                ),
+            )
+        )
+    return out

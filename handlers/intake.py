@@ -74,7 +74,8 @@ class Intake:
             self._done(group, results)
 
     async def _ingest(self, batches: list[Batch]) -> list[IngestResult]:
-        results = await self.store.run(
+        # store.write: the group also shares its COMMIT with alerts being marked sent
+        results = await self.store.write(
             ingest_many,
             batches,
             received_at=self.clock(),

@@ -100,7 +100,7 @@ class Outcomes:
         while True:
             try:
                 call_ids = [i.call_id for i in items if i.kind == "missed_call" and i.call_id]
-                edits = await self.d.store.run(
+                edits = await self.d.store.write(  # shares a COMMIT with the webhooks
                     mark_sent_checked, ids, ref, self.d.clock(), call_ids
                 )
                 if edits:  # resolved while on its way: the new alert gets its ✅ line
