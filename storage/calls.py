@@ -14,6 +14,7 @@ from storage.db import transaction
 from storage.model import CALL_COLUMNS, Call, call_from_row
 from storage.outbox import OutboxItem, Target, insert_items
 from storage.resolutions import on_new_missed, resolve_answered
+from storage.routes import Routed, RouteFn, write_call_routes
 
 __all__ = [
     "Batch",
@@ -51,6 +52,8 @@ class Batch:
     # None alerts whatever the age (a webhook is always fresh news); with a number, calls
     # that started longer ago than that are stored but not alerted one by one
     alert_max_age_s: float | None = None
+    # the [[account]] whose webhook or poller saw these calls; None: the RIA_* account
+    account: str | None = None
 
 
 def raw_json(raw: dict[str, Any]) -> str:
@@ -66,7 +69,7 @@ def raw_json(raw: dict[str, Any]) -> str:
 
 _INSERT_CALL = (
     f"INSERT OR IGNORE INTO calls ({', '.join(CALL_COLUMNS)}, missed, raw, source, "
-    f"received_at) VALUES ({', '.join('?' * (len(CALL_COLUMNS) + 4))})"
+    f"received_at, account) VALUES ({', '.join('?' * (len(CALL_COLUMNS) + 5))})"
 )
 
 
@@ -77,18 +80,23 @@ def ingest_many(
     received_at: float,
     missed_statuses: Iterable[str],
     targets: Sequence[Target],
+    route: RouteFn | None = None,
 ) -> list[IngestResult]:
     """Store the calls not seen before and queue an alert per target for each new missed one.
 
     Every batch in one transaction (a group commit: one fsync for many webhook requests), so a
     call is never stored without its alerts or the reverse. One result per batch, in order.
+    With `route` (a configuration file's router), each new call's targets come from it and
+    are recorded in call_routes, decided once here: a later config change never re-alerts.
     """
+    fixed = [Routed(t) for t in targets]
     missed = frozenset(missed_statuses)
     results: list[IngestResult] = []
     with transaction(db) as conn:
         for batch in batches:
             result = IngestResult()
-            new_missed: list[tuple[Call, int | None]] = []  # with its repeat number
+            # with its repeat number and targets
+            new_missed: list[tuple[Call, int | None, Sequence[Routed]]] = []
             for call in batch.calls:
                 is_missed = call.status in missed
                 # getattr, not dataclasses.asdict: asdict deep-copies `raw` and every field
@@ -99,12 +107,17 @@ def ingest_many(
                     raw_json(call.raw),
                     batch.source,
                     received_at,
+                    batch.account,
                 ]
                 if conn.execute(_INSERT_CALL, row).rowcount == 0:
                     result.duplicates += 1
                     continue
                 result.accepted += 1
                 result.statuses[call.status] = result.statuses.get(call.status, 0) + 1
+                routed: Sequence[Routed] = fixed
+                if route is not None:
+                    routed = route(call, batch.account)
+                    write_call_routes(conn, call.call_id, routed)
                 # the callback loop: only ANSWER calls and missed ones look further (one
                 # indexed lookup each); see storage/resolutions.py
                 if call.status == ANSWER:
@@ -114,11 +127,11 @@ def ingest_many(
                 repeat = on_new_missed(conn, call)
                 max_age = batch.alert_max_age_s
                 if max_age is None or received_at - call.started_at <= max_age:
-                    new_missed.append((call, repeat))
+                    new_missed.append((call, repeat, routed))
             items = [
-                _alert(call, target, repeat, received_at)
-                for call, repeat in new_missed
-                for target in targets
+                _alert(call, r, repeat, received_at)
+                for call, repeat, routed in new_missed
+                for r in routed
             ]
             result.alerts = insert_items(conn, items)
             results.append(result)
@@ -128,10 +141,14 @@ def ingest_many(
 ANSWER = "ANSWER"
 
 
-def _alert(call: Call, target: Target, repeat: int | None, now: float) -> OutboxItem:
-    item = OutboxItem.for_call(call, target, now=now)
+def _alert(call: Call, routed: Routed, repeat: int | None, now: float) -> OutboxItem:
+    item = OutboxItem.for_call(call, routed.target, now=now)
+    # routing's extras (topic, mode, mention); none for a plain target: today's row
+    payload = routed.payload()
+    if payload:
+        item = replace(item, dedup_key=item.dedup_key + routed.dedup_suffix, payload=payload)
     # 🔁: the caller missed us earlier today and is still waiting (payload {"repeat": N})
-    return replace(item, payload={"repeat": repeat}) if repeat else item
+    return replace(item, payload={**item.payload, "repeat": repeat}) if repeat else item
 
 
 def ingest(
@@ -143,14 +160,17 @@ def ingest(
     missed_statuses: Iterable[str],
     targets: Sequence[Target],
     alert_max_age_s: float | None,
+    route: RouteFn | None = None,
+    account: str | None = None,
 ) -> IngestResult:
     """`ingest_many` for a single batch."""
     return ingest_many(
         db,
-        [Batch(calls, source, alert_max_age_s)],
+        [Batch(calls, source, alert_max_age_s, account)],
         received_at=received_at,
         missed_statuses=missed_statuses,
         targets=targets,
+        route=route,
     )[0]
 
 

@@ -155,6 +155,19 @@ MIGRATIONS: list[Step] = [
         target           TEXT               -- telegram:-100.. where the button was pressed
     );
     """,
+    # 5: routing (issue 13). calls.account: the [[account]] that reported the call (NULL:
+    # the RIA_* account). call_routes: the chats each call was routed to at ingest, for
+    # every call (answered too), so that a chat's commands and summaries see its calls.
+    """
+    ALTER TABLE calls ADD COLUMN account TEXT;
+    CREATE TABLE call_routes (
+        call_id INTEGER NOT NULL REFERENCES calls (call_id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,   -- telegram | slack | console
+        target  TEXT NOT NULL,   -- chat id (a topic shares its chat's row) / channel id
+        PRIMARY KEY (call_id, channel, target)
+    ) WITHOUT ROWID;
+    CREATE INDEX call_routes_target ON call_routes (channel, target, call_id);
+    """,
 ]
 
 
