@@ -6,7 +6,7 @@ the fake Telegram and Slack servers.
 2. A summary whose chart is refused (Telegram group without photo rights, Slack app without
    `files:write`) still delivers its text; the log says once what to change.
 21. Telegram unreachable: the log names the host and TELEGRAM_API_URL, warns once, then
-   says it at INFO, and says when Telegram answers again.
+   says it at INFO, and says when Telegram works again.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ async def test_telegram_unreachable_names_the_host_warns_once_and_says_when_it_i
     async with FakeTelegram(token=TG_TOKEN, port=port) as telegram:
         await telegram.wait_for_messages(1, chat_id=PRIVATE, timeout=60)
         await until(
-            lambda: "answers again" in service.stderr(), 10, "a line saying Telegram is back"
+            lambda: "works again after" in service.stderr(), 10, "a line saying Telegram is back"
         )
         assert await service.stop() == 0
     assert e164(7) in texts_for(telegram, PRIVATE)[0]
@@ -227,7 +227,8 @@ async def test_telegram_unreachable_names_the_host_warns_once_and_says_when_it_i
     assert retries and retries[0]["level"] == "WARNING"
     assert all(e["level"] == "INFO" for e in retries[1:] if e["message"] == retries[0]["message"])
     assert len([e for e in retries if e["level"] == "WARNING"]) <= 2
-    back = [e for e in entries if "answers again" in e["message"]]
+    # the shared connect loop (channels/connect.py): "telegram: <url> works again after N ..."
+    back = [e for e in entries if "works again after" in e["message"]]
     assert back and api_url in back[0]["message"]
 
 
