@@ -2,17 +2,24 @@
 
 matplotlib is optional (the `[chart]` extra) and heavy (~40 MB resident once imported), so
 it is imported here, on the first chart, never at start-up; without it the summary goes out
-as text and this is logged once. Drawing uses the object API (Figure + Agg canvas), never
+as text and this is logged once. The service draws in a child process (`draw_isolated`:
+`python -m bot.summary.chart`, ChartData as JSON in, the PNG out), so that matplotlib's
+~34 MB leave with it and idle RSS returns to where it was; the PNG is the same bytes, drawn
+by the same `draw`. Drawing uses the object API (Figure + Agg canvas), never
 pyplot: no global figure state, so a chart can be drawn on a worker thread while the event
 loop goes on; a lock keeps two charts from sharing matplotlib's caches at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import importlib.util
 import io
+import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,3 +103,59 @@ def draw(data: ChartData) -> bytes:
         out = io.BytesIO()
         fig.savefig(out, format="png", dpi=DPI)
         return out.getvalue()
+
+
+# What the child needs of our environment: never the tokens and keys (it only draws)
+_CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME")
+CHILD_TIMEOUT_S = 120.0
+
+
+class ChartFailed(RuntimeError):
+    pass
+
+
+def to_json(data: ChartData) -> bytes:
+    return json.dumps(dataclasses.asdict(data), ensure_ascii=False).encode()
+
+
+def from_json(raw: bytes) -> ChartData:
+    fields = json.loads(raw)
+    fields["legend"] = tuple(fields["legend"])
+    return ChartData(**fields)
+
+
+async def draw_isolated(data: ChartData) -> bytes:
+    """`draw` in a child process that exits afterwards: the same PNG, and matplotlib
+    never stays resident in the service."""
+    env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
+    env["MPLBACKEND"] = "Agg"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.summary.chart",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        png, err = await asyncio.wait_for(proc.communicate(to_json(data)), CHILD_TIMEOUT_S)
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0 or not png.startswith(b"\x89PNG"):
+        tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise ChartFailed(f"chart process exited {proc.returncode}: {tail[0][:300]}")
+    return png
+
+
+def main() -> None:
+    """The child: ChartData as JSON on stdin, the PNG on stdout."""
+    sys.stdout.buffer.write(draw(from_json(sys.stdin.buffer.read())))
+    sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -115,8 +115,9 @@ async def draw_chart(s: Summary, lang: str, tz: ZoneInfo) -> bytes | None:
     if s.stats.total == 0 or not chart.available():
         return None
     try:
-        # CPU-bound for ~0.1 s (more on the first, which imports matplotlib): off the loop
-        return await asyncio.to_thread(chart.draw, summary_text.chart_data(s, lang, tz))
+        # CPU-bound for ~0.1 s (more with the import of matplotlib), so off the loop, and in
+        # a child process: in ours matplotlib (+34 MB) would stay resident for good
+        return await chart.draw_isolated(summary_text.chart_data(s, lang, tz))
     except Exception:
         log.exception("summary: drawing the chart failed; sending the text alone")
         return None
