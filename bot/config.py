@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     summary_weekly: Annotated[bool, NoDecode] = True  # Monday 09:00 local, last Mon–Sun
     # days to keep calls and delivered messages; 0 keeps them for ever
     retention_days: int = Field(0, ge=0)
+    # the optional routing file (issue 13, bot/config_file.py); unset: ria-calls-bot.toml
+    # in the working directory if there is one
+    config_file: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

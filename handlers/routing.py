@@ -1,0 +1,284 @@
+"""Routing (issue 13): which chats a call goes to, from the configuration file's objects.
+
+Pure: no I/O, no clock of its own. bot/config_file.py builds these objects from the TOML
+file; the router is handed to storage's ingest as a plain function (storage imports nothing
+from here), so the decision is made once, in the call's transaction.
+Semantics are Alertmanager's: routes in order, the first match wins unless it says
+`continue = true`; a call that matches none goes to the default targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+
+from handlers.ria.records import normalise_status, to_e164
+from storage.model import Call
+from storage.outbox import Target
+from storage.routes import Mode, Routed
+
+MATCH_KEYS = ("account", "tracking_phone", "manager", "make", "status")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    user_id: str
+    api_key: SecretStr
+    webhook_secret: SecretStr
+    monthly_quota: int = 1000
+
+
+@dataclass(frozen=True)
+class Manager:
+    name: str
+    phones: frozenset[str]  # E.164
+    telegram: int | None = None  # user id: mentions, and the private chat when personal
+    slack: str | None = None  # U...
+    personal: bool = False
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Opening hours per weekday (0 = Monday) in local time; closed on holidays."""
+
+    days: Mapping[int, tuple[tuple[time, time], ...]]
+    holidays: frozenset[date] = frozenset()
+    after_hours: Mode = "normal"
+
+    def is_open(self, moment: datetime) -> bool:
+        if moment.date() in self.holidays:
+            return False
+        now = moment.timetz().replace(tzinfo=None)
+        return any(start <= now < end for start, end in self.days.get(moment.weekday(), ()))
+
+    def next_opening(self, moment: datetime) -> datetime:
+        """The first moment at or after `moment` when it is open (same tz as `moment`);
+        a week of holidays or no opening hours at all: a year on, as a bound."""
+        if self.is_open(moment):
+            return moment
+        day = moment.date()
+        for _ in range(400):
+            if day not in self.holidays:
+                for start, _end in sorted(self.days.get(day.weekday(), ())):
+                    at = datetime.combine(day, start, tzinfo=moment.tzinfo)
+                    if at >= moment:
+                        return at
+            day += timedelta(days=1)
+        return moment + timedelta(days=365)
+
+    def mode_at(self, moment: datetime) -> Mode:
+        return "normal" if self.is_open(moment) else self.after_hours
+
+    def describe(self) -> str:
+        parts = []
+        for day in range(7):
+            spans = self.days.get(day, ())
+            text = ",".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in spans) or "closed"
+            parts.append(f"{DAYS[day]} {text}")
+        extra = f"; {len(self.holidays)} holiday(s)" if self.holidays else ""
+        return f"{'; '.join(parts)}{extra}; after hours: {self.after_hours}"
+
+
+@dataclass(frozen=True)
+class Route:
+    index: int  # 1-based, in file order
+    line: int  # where [[route]] stands in the file (for `route` and `check`)
+    match: Mapping[str, tuple[str, ...]]  # MATCH_KEYS -> values; every given key must match
+    telegram: tuple[tuple[str, int | None], ...] = ()  # (chat id, topic id)
+    slack: tuple[str, ...] = ()
+    continue_: bool = False
+    hours: Hours | None = None  # None: inherit the global [hours]
+
+    def describe_match(self) -> str:
+        if not self.match:
+            return "every call"
+        return " and ".join(f"{k} in [{', '.join(v)}]" for k, v in self.match.items())
+
+    def describe_targets(self) -> str:
+        names = [f"telegram:{c}" + (f"/{t}" if t is not None else "") for c, t in self.telegram]
+        names += [f"slack:{c}" for c in self.slack]
+        return ", ".join(names)
+
+
+@dataclass
+class Router:
+    routes: Sequence[Route]
+    default_targets: Sequence[Target]
+    managers: Sequence[Manager] = ()
+    hours: Hours | None = None
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Kyiv"))
+    accounts: Sequence[Account] = ()
+
+    def __post_init__(self) -> None:
+        # destination_phone -> manager: one dict lookup per call at ingest
+        self._by_phone = {p: m for m in self.managers for p in m.phones}
+
+    def manager_of(self, call: Call) -> Manager | None:
+        if not call.destination_phone:
+            return None
+        return self._by_phone.get(to_e164(call.destination_phone))
+
+    def _mismatch(self, route: Route, call: Call, account: str | None) -> str | None:
+        """None when `call` matches `route`; else why not (the first key that fails)."""
+        for key, values in route.match.items():
+            if key == "account":
+                got = account or ""
+                ok = got in values
+            elif key == "tracking_phone":
+                got = call.phone
+                ok = bool(got) and to_e164(got) in {to_e164(v) for v in values}
+            elif key == "manager":
+                manager = self.manager_of(call)
+                got = manager.name if manager else ""
+                ok = got in values
+            elif key == "make":
+                got = call.marka or ""
+                ok = got.casefold() in {v.casefold() for v in values}
+            else:  # status
+                got = call.status
+                ok = normalise_status(got) in {normalise_status(v) for v in values}
+            if not ok:
+                return f"{key} {got or '(none)'!s} is not in [{', '.join(values)}]"
+        return None
+
+    def _decide(
+        self, call: Call, account: str | None, now: datetime | None
+    ) -> tuple[list[Routed], list[str]]:
+        moment = (now or datetime.now(self.tz)).astimezone(self.tz)
+        manager = self.manager_of(call)
+        out: list[Routed] = []
+        why: list[str] = []
+        matched = False
+        for route in self.routes:
+            miss = self._mismatch(route, call, account)
+            if miss is not None:
+                why.append(f"route {route.index} (line {route.line}): no: {miss}")
+                continue
+            matched = True
+            hours = route.hours or self.hours
+            mode: Mode = hours.mode_at(moment) if hours else "normal"
+            reason = f"route {route.index}"
+            for chat, topic in route.telegram:
+                out.append(
+                    Routed(
+                        Target("telegram", chat), topic, mode, _mention(manager, "telegram"), reason
+                    )
+                )
+            for channel in route.slack:
+                out.append(
+                    Routed(Target("slack", channel), None, mode, _mention(manager, "slack"), reason)
+                )
+            stop = not route.continue_
+            why.append(
+                f"route {route.index} (line {route.line}): matches ({route.describe_match()})"
+                + ("; stops here (continue = false)" if stop else "; continue = true")
+            )
+            if stop:
+                break
+        if not matched:
+            mode = self.hours.mode_at(moment) if self.hours else "normal"
+            for target in self.default_targets:
+                out.append(Routed(target, None, mode, _mention(manager, target.channel), "default"))
+            why.append(
+                "no route matched: the default targets (TELEGRAM_CHAT_IDS / SLACK_CHANNEL_IDS)"
+            )
+        if manager is not None:
+            why.append(f"manager: {manager.name} (destination_phone {call.destination_phone})")
+            if manager.personal and manager.telegram is not None:
+                mode = self.hours.mode_at(moment) if self.hours else "normal"
+                out.append(
+                    Routed(Target("telegram", str(manager.telegram)), None, mode, None, "personal")
+                )
+                why.append(f"personal = true: a copy to {manager.name}'s private chat")
+        if mode_note := _hours_note(self, out, moment):
+            why.append(mode_note)
+        return _unique(out), why
+
+    def targets_for(
+        self, call: Call, account: str | None = None, now: datetime | None = None
+    ) -> list[Routed]:
+        return self._decide(call, account, now)[0]
+
+    def explain(
+        self, call: Call, account: str | None = None, now: datetime | None = None
+    ) -> list[str]:
+        routed, why = self._decide(call, account, now)
+        lines = list(why)
+        for r in routed:
+            extras = [r.reason]
+            if r.mode != "normal":
+                extras.append(f"after hours: {r.mode}")
+            if r.mention:
+                extras.append(f"mention {r.mention}")
+            topic = f"/{r.topic}" if r.topic is not None else ""
+            lines.append(f"-> {r.target}{topic} ({', '.join(extras)})")
+        return lines
+
+    def all_targets(self) -> set[Target]:
+        """Every target any call could be routed to (the dispatcher serves these)."""
+        found = set(self.default_targets)
+        for route in self.routes:
+            found |= {Target("telegram", c) for c, _ in route.telegram}
+            found |= {Target("slack", c) for c in route.slack}
+        found |= {
+            Target("telegram", str(m.telegram))
+            for m in self.managers
+            if m.personal and m.telegram is not None
+        }
+        return found
+
+    def table(self) -> list[str]:
+        """The routing table as `check` prints it."""
+        lines = [
+            f"route {r.index} (line {r.line}): {r.describe_match()} -> {r.describe_targets()}"
+            + (" (continue)" if r.continue_ else "")
+            + (f" [hours: {r.hours.describe()}]" if r.hours else "")
+            for r in self.routes
+        ]
+        lines.append("otherwise -> " + ", ".join(map(str, self.default_targets)))
+        if self.hours:
+            lines.append(f"hours: {self.hours.describe()}")
+        for m in self.managers:
+            ids = [f"telegram {m.telegram}"] if m.telegram is not None else []
+            ids += [f"slack {m.slack}"] if m.slack else []
+            personal = ", personal copy" if m.personal else ""
+            lines.append(
+                f"manager {m.name}: {', '.join(sorted(m.phones))}"
+                + (f" ({', '.join(ids)}{personal})" if ids else "")
+            )
+        return lines
+
+
+def _mention(manager: Manager | None, channel: str) -> str | None:
+    if manager is None:
+        return None
+    if channel == "telegram" and manager.telegram is not None:
+        return f"telegram:{manager.telegram}"
+    if channel == "slack" and manager.slack:
+        return f"slack:{manager.slack}"
+    return None
+
+
+def _hours_note(router: Router, out: list[Routed], moment: datetime) -> str | None:
+    modes = {r.mode for r in out} - {"normal"}
+    if not modes:
+        return None
+    return f"closed at {moment:%Y-%m-%d %H:%M} ({'/'.join(sorted(modes))})"
+
+
+def _unique(routed: list[Routed]) -> list[Routed]:
+    """One message per chat and topic: the first route that named it decides."""
+    seen: set[tuple[Target, int | None]] = set()
+    out = []
+    for r in routed:
+        key = (r.target, r.topic)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
