@@ -16,6 +16,7 @@ from handlers import metrics
 from storage.calls import Batch, Call, IngestResult, ingest_many
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
+from storage.routes import RouteFn
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,16 @@ class Intake:
         missed_statuses: Sequence[str],
         on_alerts: Callable[[list[OutboxItem]], None] = lambda items: None,
         clock: Callable[[], float] = time.time,
+        route: RouteFn | None = None,
     ) -> None:
         self.store = store
         self.targets = list(targets)
         self.missed_statuses = tuple(missed_statuses)
         self.on_alerts = on_alerts
         self.clock = clock
+        # the config file's router (issue 13); None: every alert to `targets`, as before.
+        # Replaced whole on SIGHUP: a batch already being stored keeps the one it started with
+        self.route = route
         self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
         self._committer: asyncio.Task[None] | None = None
         # why the last attempt to store calls failed; None once one succeeds again. A
@@ -43,11 +48,16 @@ class Intake:
         self.storage_error: str | None = None
 
     async def accept(
-        self, calls: Sequence[Call], *, source: str, alert_max_age_s: float | None = None
+        self,
+        calls: Sequence[Call],
+        *,
+        source: str,
+        alert_max_age_s: float | None = None,
+        account: str | None = None,
     ) -> IngestResult:
         """Store `calls`; returns once they are committed. Raises if storage fails."""
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._waiting.append((Batch(calls, source, alert_max_age_s), future))
+        self._waiting.append((Batch(calls, source, alert_max_age_s, account), future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting())
         return await future
@@ -81,6 +91,7 @@ class Intake:
             received_at=self.clock(),
             missed_statuses=self.missed_statuses,
             targets=self.targets,
+            route=self.route,
         )
         self.storage_error = None
         return results
