@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import i18n
 from bot.config import ConfigError, Settings
 from bot.config_checks import database_problem, listen_problem
+from bot.config_file import FileConfig
 from bot.delivery import render
 from bot.delivery.channels.base import Channel
 from bot.delivery.channels.console import ConsoleChannel
@@ -35,6 +36,8 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.http import HttpServer
 from bot.logs import REDACT
 from bot.reminders import Reminders
+from bot.routing_setup import install as install_routing
+from bot.routing_setup import reload as reload_routing
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
 from handlers.chat import commands
@@ -100,6 +103,7 @@ class Service:
     settings: Settings
     store: Store = field(init=False)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    config: FileConfig | None = None  # the routing file (issue 13); None: no file
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.database_path)
@@ -124,6 +128,8 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
+        # SIGHUP re-reads the routing file; a bad one keeps the old routes (issue 13)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload)
         try:
             await self.start()
         except ConfigError as exc:
@@ -138,6 +144,10 @@ class Service:
             log.info("stopping")
         finally:
             await self.shutdown()
+
+    def _on_reload(self) -> None:
+        if self.dispatcher is not None and hasattr(self, "intake"):
+            reload_routing(self.settings, self.intake, self.dispatcher)
 
     def _on_signal(self) -> None:
         if self.stopping.is_set():
@@ -168,6 +178,7 @@ class Service:
             missed_statuses=s.missed_statuses,
             on_alerts=self.dispatcher.submit,
         )
+        install_routing(self.config, s, self.intake, self.dispatcher)
         self.http_session = session = aiohttp.ClientSession()
         self.poller = self._make_poller(session)
 

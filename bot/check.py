@@ -12,6 +12,7 @@ import sqlite_utils
 
 from bot.app import make_channels
 from bot.config import Settings
+from bot.config_file import FileConfig
 from bot.delivery.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.delivery.channels.telegram import TelegramChannel, chat_id
 from bot.delivery.dispatcher import Dispatcher
@@ -42,13 +43,19 @@ class Report:
         print(REDACT(f"{mark} {text}"), flush=True)
 
 
-async def check(settings: Settings, *, show_webhook_url: bool = False) -> int:
+async def check(
+    settings: Settings, *, show_webhook_url: bool = False, config: FileConfig | None = None
+) -> int:
     """Validate the configuration and reach each configured service; non-zero on problems."""
     report = Report()
     s = settings
     report.line(True, "configuration is valid")
     targets = ", ".join(map(str, s.alert_targets()))
     report.line(None, f"alerts go to: {targets}")
+    if config is not None:  # the routing table it understood (issue 13)
+        report.line(True, f"routing file {config.path} is valid")
+        for row in config.router(s).table():
+            report.line(None, row)
 
     # absolute: "data/calls.db" does not say which folder it is in, and a command run from
     # another folder reads (or makes) another database

@@ -129,6 +129,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep N copies: FILE, FILE.1 (the one before), ... FILE.N-1",
     )
+    ro = sub.add_parser(
+        "route",
+        help="print where a call (RIA's JSON) would go, and why, without sending",
+        description="Reads the configuration file (CONFIG_FILE) and tells, for each call in "
+        "FILE (one RIA call record, or a list of them), which route matches and which chats "
+        "it would be sent to. Sends nothing, stores nothing.",
+    )
+    ro.add_argument("file", metavar="CALL.json", help="RIA's JSON for one call, or a list")
+    ro.add_argument("--account", metavar="NAME", help="as if this [[account]] reported it")
     fg = sub.add_parser("forget", help="erase a caller's calls, alerts and raw payloads")
     fg.add_argument("phone", metavar="PHONE", help="0671234567, +380671234567, 380671234567")
     export.add_parser(sub)
@@ -136,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 READ_COMMANDS = ("stats", "missed", "status", "resend")
+CONFIG_FILE_COMMANDS = ("run", "check", "route", "backfill")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"config error: {line}", file=sys.stderr)
         return 2
+    # the routing file (issue 13): a bad one stops these commands like a bad variable
+    args.file_config = None
+    if command in CONFIG_FILE_COMMANDS:
+        from bot.config_file import load_for
+
+        try:
+            args.file_config = load_for(settings)
+        except ConfigError as exc:
+            for line in exc.lines:
+                print(f"config error: {line}", file=sys.stderr)
+            return 2
     # what the service prints on stdout is its own business (the one URL it shows on
     # purpose); everything else any command prints is redacted like the logs
     with redacted_output(stdout=command != "run"):
@@ -171,7 +192,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
         if command == "run":
             from bot.app import Service
 
-            asyncio.run(Service(settings).run())
+            asyncio.run(Service(settings, config=args.file_config).run())
             return 0
         if command == "backfill":
             return asyncio.run(backfill(settings, args.day_from, args.day_to))
@@ -188,7 +209,13 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
         if command == "check":
             from bot.check import check
 
-            return asyncio.run(check(settings, show_webhook_url=args.show_webhook_url))
+            return asyncio.run(
+                check(settings, show_webhook_url=args.show_webhook_url, config=args.file_config)
+            )
+        if command == "route":
+            from bot.route_cli import run as route
+
+            return route(settings, args.file_config, args.file, args.account)
         if command == "send-test":
             from bot.check import send_test
 

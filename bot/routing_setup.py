@@ -1,0 +1,59 @@
+"""Putting the configuration file's router to work (issue 13), and SIGHUP's reload.
+
+Kept out of app.py: the service calls `install` once at start and `reload` on SIGHUP. A
+bad file on reload changes nothing (the old router stays) and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.config import ConfigError, Settings
+from bot.config_file import FileConfig, config_path, load
+from bot.delivery.dispatcher import Dispatcher
+from bot.logs import REDACT
+from handlers.intake import Intake
+from handlers.routing import route_fn
+
+log = logging.getLogger(__name__)
+
+
+def install(
+    config: FileConfig | None, settings: Settings, intake: Intake, dispatcher: Dispatcher
+) -> None:
+    """Route new calls by `config` (None: every alert to the env targets, as without a file)."""
+    if config is None:
+        intake.route = None
+        return
+    REDACT.add(config.secrets())
+    router = config.router(settings)
+    intake.route = route_fn(router, intake.clock)
+    # the dispatcher serves only the targets it knows: add the routes' (and keep the old
+    # ones, so rows already queued for a target a reload dropped still go out)
+    known = set(dispatcher.targets or ()) | router.all_targets()
+    dispatcher.targets = frozenset(known)
+    log.info(
+        "routing: %s: %d route(s), %d manager(s), %d account(s)",
+        config.path,
+        len(config.routes),
+        len(config.managers),
+        len(config.accounts),
+    )
+
+
+def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
+    """SIGHUP: read the file again; on any problem keep the router in force."""
+    path = config_path(settings)
+    try:
+        config = load(path, settings) if path is not None else None
+    except ConfigError as exc:
+        log.error(
+            "config reload failed, keeping the previous configuration: %s", "; ".join(exc.lines)
+        )
+        return False
+    install(config, settings, intake, dispatcher)
+    log.info("config reloaded%s", f" from {path}" if path else ": no file, no routes")
+    return True
+
+
+__all__ = ["install", "reload"]
