@@ -117,7 +117,8 @@ def mark_sent_checked(
 async def send_message(channel: Channel, target: str, message: Outgoing) -> dict[str, Any]:
     """`channel.send`, or `notify` for a plain text (channels without buttons need no
     more than that)."""
-    if not message.buttons and not message.reply_to:
+    placed = message.topic is not None or message.silent  # routing: a topic, no sound
+    if not message.buttons and not message.reply_to and not placed:
         return await channel.notify(target, message.text)
     return await channel.send(target, message)
 

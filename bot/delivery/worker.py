@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery import callback
@@ -131,7 +132,14 @@ class TargetWorker(Outcomes, Followups):
         """The items the next message carries: one, or every waiting alert at once."""
         if self.paused is not None:
             return due[:1]  # a probe: one message, until the target works again
-        alerts = [item for item in due if item.kind == "missed_call" and item.call is not None]
+        # only alerts for the same forum topic share a message (a topic is a place of its own)
+        alerts = [
+            item
+            for item in due
+            if item.kind == "missed_call"
+            and item.call is not None
+            and item.payload.get("topic") == due[0].payload.get("topic")
+        ]
         if due[0] not in alerts or len(alerts) <= 1:
             return due[:1]
         slot_wait = max(
@@ -149,7 +157,10 @@ class TargetWorker(Outcomes, Followups):
         d, fmt = self.d, self.channel.fmt
         if len(items) > 1:
             return [
-                (part, Outgoing(text, callback.caller_buttons(_calls(part), d.lang)))
+                (
+                    part,
+                    placed(Outgoing(text, callback.caller_buttons(_calls(part), d.lang)), part),
+                )
                 for part, text in split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
             ]
         item = items[0]
@@ -158,7 +169,7 @@ class TargetWorker(Outcomes, Followups):
             message = callback.alert(
                 item.call, fmt, d.lang, d.tz, repeat=repeat if isinstance(repeat, int) else None
             )
-            return [(items, message)]
+            return [(items, placed(message, items))]
         text = item.payload.get(fmt) or item.payload.get("text") or ""
         return [(items, Outgoing(str(text)))]
 
@@ -237,6 +248,16 @@ class TargetWorker(Outcomes, Followups):
                 self.picture_refused = True
                 log.log(level, "%s: chart not sent, the text goes alone: %s", self.target, exc)
         return await send_message(self.channel, self.send_to, message)
+
+
+def placed(message: Outgoing, items: list[OutboxItem]) -> Outgoing:
+    """The message in its items' forum topic, without sound when every item is silent
+    (routing, issue 13: the payload keys come from ingest; rows without them: unchanged)."""
+    topic = items[0].payload.get("topic")
+    silent = all(item.payload.get("mode") == "silent" for item in items)
+    if topic is None and not silent:
+        return message
+    return replace(message, topic=int(topic) if topic is not None else None, silent=silent)
 
 
 def _calls(items: list[OutboxItem]) -> list[Call]:

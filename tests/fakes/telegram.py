@@ -1104,6 +1104,9 @@ class FakeTelegram(FakeServer):
         self._check_flood(cid, chat["type"])
         message = self._new_message(cid, chat, markup)
         message["text"] = plain
+        if params.get("message_thread_id") not in (None, ""):  # a forum topic (issue 13)
+            message["message_thread_id"] = int(params["message_thread_id"])
+            message["is_topic_message"] = True
         if replied is not None:
             message["reply_to_message"] = replied
         if entities:

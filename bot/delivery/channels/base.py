@@ -66,6 +66,10 @@ class Outgoing:
     text: str
     buttons: list[Button] = field(default_factory=list)
     reply_to: dict[str, Any] | None = None
+    # routing (issue 13): a Telegram forum topic (message_thread_id), and no sound
+    # (disable_notification) for alerts outside working hours; other channels ignore both
+    topic: int | None = None
+    silent: bool = False
 
 
 # Telegram's BadRequest answers that concern the chat or the bot's place in it, not the

@@ -10,46 +10,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
-import warnings
 from collections.abc import Awaitable
-from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 from aiohttp import web
-from telegram import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InputFile,
-    LinkPreviewOptions,
-    Message,
-    ReplyParameters,
-)
+from telegram import BotCommand, InputFile, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ChatMemberHandler
-from telegram.warnings import PTBDeprecationWarning
 
-from bot.delivery.channels.base import (
-    Button,
-    DeliveryError,
-    Outgoing,
-    RateLimit,
-    send_paced,
-    telegram_target_problem,
-)
+from bot.delivery.channels.base import DeliveryError, Outgoing, RateLimit, send_paced
 from bot.delivery.channels.connect import Retry, until_it_works
+from bot.delivery.channels.telegram_errors import (
+    EDIT_GONE,
+    NOT_MODIFIED,
+    delivery_error,
+    transport_failed,
+    unreachable,
+)
+from bot.delivery.channels.telegram_markup import CAPTION_LIMIT, chat_id, keyboard, title_caption
 from bot.delivery.channels.telegram_receive import (
     ALLOWED_UPDATES,
     SECRET_HEADER,
@@ -59,54 +39,18 @@ from bot.delivery.channels.telegram_receive import (
     poll_request,
 )
 
-__all__ = ["SECRET_HEADER", "TelegramChannel", "build_application"]  # imported from here
+# imported from here by the rest of the service and the tests
+__all__ = [
+    "CAPTION_LIMIT",
+    "SECRET_HEADER",
+    "TelegramChannel",
+    "build_application",
+    "chat_id",
+    "unreachable",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-CAPTION_LIMIT = 1024  # a photo's caption, in UTF-16 code units like the 4096 of a message
-# httpx (under python-telegram-bot) reads these: a log line about an unreachable Telegram
-# names the one in use, since a wrong or missing proxy is a common cause
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-NO_PHOTO_RIGHTS = "not enough rights to send photos"
-MAX_BUTTONS = 100  # inline keyboard buttons in one message
-BUTTONS_PER_ROW = 3  # a coalesced alert's buttons: the last digits fit three abreast
-# an edit refused because the message is too old to edit (48 h in groups) or was deleted
-EDIT_GONE = ("message can't be edited", "message to edit not found")
-NOT_MODIFIED = "message is not modified"
-
-
-def keyboard(buttons: list[Button]) -> InlineKeyboardMarkup | None:
-    """The "✅ Called back" buttons; callback_data carries the call id and nothing else."""
-    if not buttons:
-        return None
-    keys = [InlineKeyboardButton(b.label, callback_data=f"cb:{b.call_id}") for b in buttons]
-    keys = keys[:MAX_BUTTONS]
-    per_row = 1 if len(keys) == 1 else BUTTONS_PER_ROW
-    return InlineKeyboardMarkup([keys[i : i + per_row] for i in range(0, len(keys), per_row)])
-
-
-def _retry_seconds(exc: RetryAfter) -> float:
-    """RetryAfter.retry_after is an int in PTB 22 and a timedelta later; reading it as an int
-    warns of that on every 429, so read it with the warning silenced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _maybe_posted(exc: TelegramError) -> bool:
-    """Whether Telegram may have posted the message although the send failed: only when
-    the request reached it and the answer was lost (a read timeout, a dropped connection).
-    An error answer, or a connection never made, posted nothing."""
-    cause = exc.__cause__
-    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return False
-    return isinstance(cause, httpx.HTTPError)
 
 
 def group_limits() -> list[RateLimit]:
@@ -128,38 +72,6 @@ def api_url_of(application: Application) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)[-1]
     return parts._replace(netloc=netloc).geturl()
-
-
-def unreachable(api_url: str, why: str) -> str:
-    """'cannot reach api.telegram.org (ConnectError: ...); TELEGRAM_API_URL is ...: ...'."""
-    host = urlsplit(api_url).hostname or api_url
-    proxy = next((name for name in PROXY_VARS if os.environ.get(name)), None)
-    if proxy:
-        where = f"{host} through the proxy in {proxy}"
-        advice = f"check TELEGRAM_API_URL and {proxy}"
-    else:
-        where = host
-        advice = "check TELEGRAM_API_URL, the network, or set HTTPS_PROXY if it needs a proxy"
-    return f"cannot reach {where} ({why}); TELEGRAM_API_URL is {api_url}: {advice}"
-
-
-def _transport_failed(exc: TelegramError) -> bool:
-    """Whether the request never got an answer from Telegram (connect, timeout, proxy)."""
-    return isinstance(exc.__cause__, httpx.TransportError)
-
-
-def photo_refused(message: str) -> str | None:
-    """What to change when Telegram refused a picture but would take text, else None."""
-    low = message.lower()
-    if NO_PHOTO_RIGHTS in low:
-        return "allow the bot to send photos in the group's permissions, or make it an admin"
-    if any(word in low for word in ("photo", "image", "file")):
-        return "Telegram would not take the chart"
-    return None
-
-
-def chat_id(target: str) -> int | str:
-    return target if target.startswith("@") else int(target)
 
 
 class TelegramChannel:
@@ -229,6 +141,10 @@ class TelegramChannel:
             reply = ReplyParameters(
                 message_id=int(message.reply_to["message_id"]), allow_sending_without_reply=True
             )
+        # a reply (reminder, note) stays in its alert's topic: the alert's reference says which
+        topic = message.topic
+        if topic is None and message.reply_to and message.reply_to.get("topic") is not None:
+            topic = int(message.reply_to["topic"])
         return await self._sent(
             self.app.bot.send_message(
                 chat_id=chat_id(target),
@@ -237,6 +153,8 @@ class TelegramChannel:
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=keyboard(message.buttons),
                 reply_parameters=reply,
+                message_thread_id=topic,
+                disable_notification=True if message.silent else None,
             )
         )
 
@@ -268,29 +186,24 @@ class TelegramChannel:
     async def notify_image(
         self, target: str, text: str, png: bytes, filename: str
     ) -> dict[str, Any]:
-        """The picture with the text as its caption; when the text is too long for one, the
-        picture captioned with the text's first line (the title, whole tags only), then the
-        text as a message of its own (the returned reference).
+        """The picture captioned with the text's first line (the title), then the whole
+        text as a message of its own (the returned reference), whatever its length: a
+        summary looks the same every day, the same as in Slack, and its text is a message
+        that can be read in full and quoted (a caption holds 1,024 characters at most).
 
         Should the text fail after the picture went out, the outbox's retry posts only the
         text (this process remembers the picture; after a restart it is posted again)."""
-        fits = _utf16_len(text) <= CAPTION_LIMIT  # markup counted too: an upper bound
-        first = text if fits else text.split("\n", 1)[0]
-        # never cut: a cut could split an HTML tag
-        caption = first if _utf16_len(first) <= CAPTION_LIMIT else None
         key = (target, hashlib.sha256(png).hexdigest())
         if key not in self._photos_sent:
-            ref = await self._sent(
+            await self._sent(
                 self.app.bot.send_photo(
                     chat_id=chat_id(target),
                     photo=InputFile(png, filename=filename),
-                    caption=caption,
+                    caption=title_caption(text),
                     parse_mode=ParseMode.HTML,
                 ),
                 photo=True,
             )
-            if fits:
-                return ref
             self._photos_sent.add(key)
         ref = await self.send_now(target, text)  # paced by the chat's rate limit
         self._photos_sent.discard(key)
@@ -303,60 +216,16 @@ class TelegramChannel:
             message = await self._call(request)
         except TelegramError as exc:
             raise self._delivery_error(exc, photo=photo) from None
-        return {"chat_id": message.chat_id, "message_id": message.message_id}
+        ref: dict[str, Any] = {"chat_id": message.chat_id, "message_id": message.message_id}
+        if message.message_thread_id is not None and message.is_topic_message:
+            ref["topic"] = message.message_thread_id  # replies to it go to the same topic
+        return ref
 
     async def _call(self, request: Awaitable[T]) -> T:
         return await request
 
     def _delivery_error(self, error: TelegramError, *, photo: bool = False) -> DeliveryError:
-        """A Telegram error as DeliveryError, saying if it is final (and, for a photo,
-        whether only the picture was refused)."""
-        exc = error
-        if isinstance(exc, RetryAfter):
-            return DeliveryError(
-                "Telegram: too many requests",
-                retry_after=_retry_seconds(exc),
-                counted=False,
-            )
-        if isinstance(exc, ChatMigrated):
-            new_id = exc.new_chat_id
-            return DeliveryError(
-                f"Telegram: the group is now supergroup {new_id}; put {new_id} in "
-                "TELEGRAM_CHAT_IDS instead",
-                permanent=True,
-                counted=False,
-                target_problem=True,
-                migrate_to=str(new_id),
-            )
-        if isinstance(exc, (Forbidden, InvalidToken)):  # the operator fixes these: the alerts wait
-            return DeliveryError(
-                f"Telegram: {exc.message}", permanent=True, counted=False, target_problem=True
-            )
-        if isinstance(exc, BadRequest):
-            # chat not found, can't parse entities, too long: sending again will not help
-            hint = photo_refused(exc.message) if photo else None
-            if hint is not None:
-                return DeliveryError(
-                    f"Telegram: {exc.message}: {hint}",
-                    permanent=True,
-                    counted=False,
-                    picture_refused=True,
-                )
-            return DeliveryError(
-                f"Telegram: {exc.message}",
-                permanent=True,
-                counted=False,
-                target_problem=telegram_target_problem(exc.message),
-            )
-        # NetworkError, or any other TelegramError
-        if _transport_failed(exc):
-            why = exc.message or type(exc).__name__
-            return DeliveryError(
-                f"Telegram: {unreachable(self.api_url, why)}", counted=_maybe_posted(exc)
-            )
-        return DeliveryError(
-            f"Telegram: {exc.message or type(exc).__name__}", counted=_maybe_posted(exc)
-        )
+        return delivery_error(error, self.api_url, photo=photo)
 
     async def send_now(self, target: str, text: str) -> dict[str, Any]:
         """A command reply: within the chat's limits (it may be busy with alerts)."""
@@ -414,7 +283,7 @@ class TelegramChannel:
             why = exc.message or type(exc).__name__
             raise Retry(
                 unreachable(self.api_url, why)
-                if _transport_failed(exc)
+                if transport_failed(exc)
                 else f"Telegram at {self.api_url} answered: {why}"
             ) from None
 
@@ -439,13 +308,13 @@ class TelegramChannel:
         except TelegramError as exc:
             what = "setWebhook" if self.webhook_url else "deleteWebhook/getUpdates"
             why = exc.message or type(exc).__name__
-            if _transport_failed(exc):
+            if transport_failed(exc):
                 why = unreachable(self.api_url, why)
             raise Retry(f"commands are off until {what} works: {why}") from None
 
     def _polling_error(self, exc: TelegramError) -> None:
         why = exc.message or type(exc).__name__
-        error = f"getUpdates: {unreachable(self.api_url, why) if _transport_failed(exc) else why}"
+        error = f"getUpdates: {unreachable(self.api_url, why) if transport_failed(exc) else why}"
         # PTB retries getUpdates by itself and calls this on every failure: say it once
         level = logging.INFO if error == self._errors.get("polling") else logging.WARNING
         self._error("polling", error)

@@ -1,0 +1,93 @@
+"""Routing at delivery (issue 13, RT-edge): forum topics (message_thread_id; a topic shares
+its group's worker and rate limits), silent alerts outside hours (disable_notification),
+with the real Telegram client against the fake; rows without routing keys: as before."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.delivery.channels.telegram import TelegramChannel, build_application
+from bot.delivery.dispatcher import Dispatcher
+from storage.calls import Call, ingest
+from storage.db import Store
+from storage.outbox import Target
+from storage.routes import Routed
+from tests.conftest import GROUP, TG_TOKEN
+from tests.fakes.telegram import FakeTelegram
+from tests.test_cb_deliver import KYIV, MISSED, make, until
+
+CHAT = Target("telegram", GROUP)
+
+
+class Rig:
+    def __init__(self, store: Store, d: Dispatcher) -> None:
+        self.store, self.d = store, d
+
+    async def alert(self, call: Call, routed: Sequence[Routed] | None) -> None:
+        route = None if routed is None else (lambda c, a: routed)
+        result = await self.store.run(
+            lambda db: ingest(
+                db,
+                [call],
+                source="webhook",
+                received_at=time.time(),
+                missed_statuses=MISSED,
+                targets=[CHAT],
+                alert_max_age_s=None,
+                route=route,
+            )
+        )
+        self.d.submit(result.outbox_items)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Rig]:
+    store = Store(tmp_path / "calls.db")
+    await store.open()
+    channel = TelegramChannel(build_application(TG_TOKEN, telegram.url, webhook_mode=True))
+    d = Dispatcher(store, {"telegram": channel}, lang="en", tz=KYIV)
+    try:
+        yield Rig(store, d)
+    finally:
+        await d.stop()
+        await channel.app.bot.shutdown()
+        await store.close()
+
+
+def sent(telegram: FakeTelegram) -> list[dict[str, Any]]:
+    return [m for m in telegram.messages_for(GROUP) if m["method"] == "sendMessage"]
+
+
+def params(message: dict[str, Any]) -> dict[str, Any]:
+    return dict(message["params"])
+
+
+async def test_topics_and_silent_alerts(rig: Rig, telegram: FakeTelegram) -> None:
+    now = time.time() - 60
+    await rig.alert(make(1, now), [Routed(CHAT, topic=42)])
+    await rig.alert(make(2, now + 1, "+380501110002"), [Routed(CHAT, topic=77, mode="silent")])
+    await rig.alert(make(3, now + 2, "+380501110003"), None)  # no config file: today's alert
+    got = await until(lambda: len(sent(telegram)) >= 3 and sent(telegram))
+
+    def of(digits: str) -> dict[str, Any]:
+        return next(params(m) for m in got if digits in m["plain_text"].replace(" ", ""))
+
+    first, second, plain = of("4567"), of("0002"), of("0003")
+    assert int(first["message_thread_id"]) == 42 and "disable_notification" not in first
+    assert int(second["message_thread_id"]) == 77
+    assert str(second["disable_notification"]).lower() == "true"
+    assert "message_thread_id" not in plain and "disable_notification" not in plain
+    # one worker (one set of rate limits) for the group, whatever the topic
+    assert list(rig.d.status()) == [str(CHAT)]
+    # the alert's reference remembers its topic, so a reminder replying to it lands there
+    rows = await rig.store.run(
+        lambda db: db.conn.execute(
+            "SELECT message_ref FROM outbox WHERE state = 'sent' ORDER BY id"
+        ).fetchall()
+    )
+    assert '"topic": 42' in rows[0][0] and '"topic": 77' in rows[1][0]
