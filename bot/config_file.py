@@ -353,12 +353,12 @@ def _never(name: str, value: str, cfg: FileConfig) -> str | None:
     if name == "account":
         names = [a.name for a in cfg.accounts]
         if value not in names:
-            known = ", ".join(names) if names else "there is no [[account]] (declare it above)"
+            known = ", ".join(names) if names else "there is no [[account]] (declare one)"
             return f'"{value}" is not an account ({known})'
     if name == "manager":
         names = [m.name for m in cfg.managers]
         if value not in names:
-            known = ", ".join(names) if names else "there is no [[manager]] (declare it above)"
+            known = ", ".join(names) if names else "there is no [[manager]] (declare one)"
             return f'"{value}" is not a manager ({known})'
     if name == "status" and normalise_status(value) not in RIA_STATUSES:
         return f'"{value}" is not one of RIA\'s call statuses ({", ".join(RIA_STATUSES)})'
