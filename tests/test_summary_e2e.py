@@ -108,17 +108,22 @@ async def test_summary_time_passed_sends_once_with_chart_and_not_after_restart(
         "LANGUAGE": "en",
     }
     service = await services(**env)
-    [photo] = await telegram.wait_for_messages(1, chat_id=GROUP, timeout=20)
+    # the chart captioned with the title, then the whole text as a message of its own
+    photo, message = await telegram.wait_for_messages(2, chat_id=GROUP, timeout=20)
     assert photo["method"] == "sendPhoto" and photo["has_photo"]
     assert photo["photo_size"] > 10_000
-    caption = photo["plain_text"]
+    assert message["method"] == "sendMessage"
+    text = message["plain_text"]
     day = window(now).day
-    first_line = caption.splitlines()[0]
-    assert first_line.startswith(f"📊 Daily summary: {day:%a %Y-%m-%d}"), caption
-    assert (", until " in first_line) == window(now).partial, caption
-    assert "Calls: 5 (▲ 5)" in caption
-    assert "✅ Answered: 2 (▲ 2) — 40%" in caption
-    assert "📞 Still not reached: 3 · got through later: 0" in caption
+    first_line = text.splitlines()[0]
+    assert photo["plain_text"] == first_line
+    assert first_line.startswith(f"📊 Daily summary: {day:%a %Y-%m-%d}"), text
+    assert (", until " in first_line) == window(now).partial, text
+    assert "Calls: 5 (▲ 5)" in text
+    assert "✅ Answered: 2 (▲ 2) — 40%" in text
+    assert "📞 Still not reached: 3 · got through later: 0" in text
+    # the callback figures (issue 12): nobody pressed or got through, all 3 still wait
+    assert "Called back: 0 of 3" in text and "still waiting: 3" in text, text
     assert await service.stop() == 0
     db = service.env["DATABASE_PATH"]
     assert summary_rows(db) == [(f"summary:daily:{day:%Y-%m-%d}:telegram:{GROUP}", "sent")]
@@ -126,9 +131,9 @@ async def test_summary_time_passed_sends_once_with_chart_and_not_after_restart(
     # a restart after the summary went out, with a chat added: the start-up tick queues the
     # summary for the new chat only, which is the signal that it has run
     again = await services(**{**env, **telegram_env(telegram, chats=f"{GROUP},{PRIVATE}")})
-    await telegram.wait_for_messages(1, chat_id=PRIVATE, timeout=20)
+    await telegram.wait_for_messages(2, chat_id=PRIVATE, timeout=20)
     await settled(db, telegram)
-    assert len(telegram.messages_for(GROUP)) == 1
+    assert len(telegram.messages_for(GROUP)) == 2
     assert await again.stop() == 0
     assert [key.rsplit(":", 1)[1] for key, _ in summary_rows(db)] == [GROUP, PRIVATE]
 
@@ -145,10 +150,12 @@ async def test_summary_reaches_telegram_and_slack_each_with_the_chart(
             SUMMARY_TIME=passed_minute(now),
             SUMMARY_WEEKLY="off",
         )
-        [photo] = await telegram.wait_for_messages(1, chat_id=GROUP, timeout=20)
+        photo, text = await telegram.wait_for_messages(2, chat_id=GROUP, timeout=20)
         upload, message = await slack.wait_for_messages(2, channel=CHANNEL, timeout=20)
         assert await service.stop() == 0
-    assert photo["has_photo"] and "Calls: 5 (▲ 5)" in photo["plain_text"]
+    # the same shape in both: the chart, then the text as a message of its own
+    assert photo["has_photo"] and "Calls" not in photo["plain_text"]
+    assert text["method"] == "sendMessage" and "Calls: 5 (▲ 5)" in text["plain_text"]
     assert upload["method"] == "files.completeUploadExternal"
     [file_id] = upload["files"]
     assert slack.files[file_id]["data"].startswith(PNG_MAGIC)
@@ -195,8 +202,8 @@ async def test_polling_reconciles_before_the_summary(
             SUMMARY_WEEKLY="off",
             LANGUAGE="en",
         )
-        [photo] = await telegram.wait_for_messages(1, chat_id=GROUP, timeout=20)
-        assert "Calls: 2 (▲ 2)" in photo["plain_text"]
+        _, message = await telegram.wait_for_messages(2, chat_id=GROUP, timeout=20)
+        assert "Calls: 2 (▲ 2)" in message["plain_text"]
         assert await service.stop() == 0
 
 
@@ -211,6 +218,7 @@ async def test_summary_cli_prints_writes_the_chart_and_sends(
     assert code == 0, err
     assert out.startswith("📊 Daily summary: Wed 2026-11-25\n")
     assert "Calls: 9 (▲ 5) · callers: 7" in out
+    out_text = out.rstrip("\n")
     assert chart.read_bytes().startswith(PNG_MAGIC)
     assert telegram.messages == []  # a preview sends nothing
 
@@ -224,8 +232,10 @@ async def test_summary_cli_prints_writes_the_chart_and_sends(
     code, out, err = await run_cli(env, tmp_path, "summary", "2026-11-25", "--send")
     assert code == 0, out + err
     assert f"✓ telegram:{GROUP}: sent" in out
-    [photo] = telegram.messages_for(GROUP)
-    assert photo["has_photo"] and "Calls: 9 (▲ 5)" in photo["plain_text"]
+    photo, message = telegram.messages_for(GROUP)
+    assert photo["has_photo"] and photo["plain_text"] == "📊 Daily summary: Wed 2026-11-25"
+    assert "Calls: 9 (▲ 5)" in message["plain_text"]
+    assert message["plain_text"] == out_text  # what the preview printed
     # sent by hand under a key of its own: the scheduled summary still goes out
     [(key, state)] = summary_rows(env["DATABASE_PATH"])
     assert key.startswith("summary:daily:2026-11-25:manual:") and state == "sent"

@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.summary import chart
 from bot.summary import text as summary_text
 from bot.summary.build import DAILY, WEEKLY, build, monday_of, payload_image
-from bot.summary.schedule import draw_chart, summary_items
+from bot.summary.schedule import draw_chart, promise_s, summary_items
 from storage import outbox
 from storage.db import Store
 from storage.outbox import Target
@@ -76,7 +76,7 @@ async def run(
     try:
         if send:
             return await _send(s, store, kind, day, now, chart_path, timeout)
-        summary = await store.run(build, kind, day, s.tz, now=now)
+        summary = await store.run(build, kind, day, s.tz, now=now, within_s=promise_s(s))
         print(summary_text.text(summary, "text", s.language, s.tz))
         if chart_path is None:
             return 0
@@ -108,7 +108,15 @@ async def _send(
         return f"summary:{kind}:{day.isoformat()}:manual:{now}:{target}"
 
     _, items = await summary_items(
-        store, kind, day, targets=s.alert_targets(), key=key, tz=s.tz, lang=s.language, now=now
+        store,
+        kind,
+        day,
+        targets=s.alert_targets(),
+        key=key,
+        tz=s.tz,
+        lang=s.language,
+        now=now,
+        within_s=promise_s(s),
     )
     image = payload_image(items[0]) if items else None
     if chart_path is not None and image is not None:

@@ -56,6 +56,7 @@ FRESH_POLL_S = 120.0  # a poll this recent is reconciliation enough
 # at most one reconciliation this often: should queueing fail after it (and be retried each
 # minute), RIA's quota is not spent a request a minute
 RECONCILE_EVERY_S = 15 * 60.0
+DEFAULT_PROMISE_S = 15 * 60.0  # CALLBACK_WITHIN_MINUTES's default
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,13 @@ def due(now: datetime, *, summary_time: clock_time | None, weekly: bool, tz: Zon
     return wanted
 
 
+def promise_s(settings: Settings) -> float:
+    """The callback promise the figures measure against, in seconds: CALLBACK_WITHIN_MINUTES,
+    or its default (15 min) when it is 0 (no reminders; "within the promise" still means
+    something to the team)."""
+    return (settings.callback_within_minutes * 60) or DEFAULT_PROMISE_S
+
+
 async def draw_chart(s: Summary, lang: str, tz: ZoneInfo) -> bytes | None:
     """The PNG, or None: no calls, no matplotlib, or drawing failed (the text still goes)."""
     if s.stats.total == 0 or not chart.available():
@@ -134,9 +142,10 @@ async def summary_items(
     lang: str,
     now: float,
     with_chart: bool = True,
+    within_s: float | None = None,  # the callback promise: the callback figures (issue 12)
 ) -> tuple[Summary, list[OutboxItem]]:
     """Build the summary once and make one outbox item per target (not yet inserted)."""
-    s = await store.run(build, kind, day, tz, now=now)
+    s = await store.run(build, kind, day, tz, now=now, within_s=within_s)
     texts = {fmt: summary_text.text(s, fmt, lang, tz) for fmt in FORMATS}
     png = await draw_chart(s, lang, tz) if with_chart else None
     data = payload(s, texts, png)
@@ -168,7 +177,9 @@ class SummaryScheduler:
         poller: RiaPoller | None = None,
         clock: Callable[[], float] = time.time,
         reconcile_timeout: float = RECONCILE_TIMEOUT_S,
+        within_s: float | None = None,
     ) -> None:
+        self.within_s = within_s
         self.store = store
         self.targets = list(targets)
         self.tz = tz
@@ -201,6 +212,7 @@ class SummaryScheduler:
             weekly=settings.summary_weekly,
             submit=submit,
             poller=poller,
+            within_s=promise_s(settings),
         )
 
     @property
@@ -263,6 +275,7 @@ class SummaryScheduler:
                 tz=self.tz,
                 lang=self.lang,
                 now=self.clock(),
+                within_s=self.within_s,
             )
             new = await self.store.run(outbox.enqueue, items)
             self._done.update(item.dedup_key for item in items)
