@@ -5,18 +5,21 @@ with the real Telegram client against the fake; rows without routing keys: as be
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.delivery import markup, names, render
 from bot.delivery.channels.telegram import TelegramChannel, build_application
 from bot.delivery.dispatcher import Dispatcher
+from handlers.routing import Manager
 from storage.calls import Call, ingest
 from storage.db import Store
 from storage.outbox import Target
 from storage.routes import Routed
+from storage.stats import ManagerLine, PeriodStats
 from tests.conftest import GROUP, TG_TOKEN
 from tests.fakes.telegram import FakeTelegram
 from tests.test_cb_deliver import KYIV, MISSED, make, until
@@ -91,3 +94,50 @@ async def test_topics_and_silent_alerts(rig: Rig, telegram: FakeTelegram) -> Non
         ).fetchall()
     )
     assert '"topic": 42' in rows[0][0] and '"topic": 77' in rows[1][0]
+
+
+# ---- managers by name ------------------------------------------------------------------
+
+
+@pytest.fixture
+def olena() -> Iterator[Manager]:
+    m = Manager("Olena", frozenset({"+380731375686"}), telegram=123456789, slack="U0123ABCD")
+    names.set_managers([m])
+    yield m
+    names.set_managers([])
+
+
+async def test_alert_names_and_mentions_the_manager(
+    rig: Rig, telegram: FakeTelegram, olena: Manager
+) -> None:
+    call = make(5, time.time() - 60)  # destination_phone 0731375686: Olena's line
+    await rig.alert(call, [Routed(CHAT, mention="telegram:123456789")])
+    message = (await until(lambda: sent(telegram)))[0]
+    assert "manager olena" in message["plain_text"].lower()
+    assert "375686" not in message["plain_text"].replace(" ", "")
+    assert '<a href="tg://user?id=123456789">Olena</a>' in message["text"]
+
+
+@pytest.mark.parametrize("fmt", ["html", "mrkdwn", "text"])
+def test_stats_and_alert_render_names(fmt: str, olena: Manager) -> None:
+    stats = PeriodStats(
+        total=3,
+        answered=1,
+        missed=2,
+        by_status={},
+        missed_by_status={},
+        answer_rate=None,
+        avg_wait_s=None,
+        avg_talk_s=None,
+        unique_callers=2,
+        managers=[ManagerLine("0731375686", 2, 1, 1), ManagerLine("0501112233", 1, 0, 1)],
+    )
+    lines = markup.manager_lines(stats, markup.get_format(fmt), "en")
+    assert lines[1].startswith("Olena: 2") and "111" in lines[2]
+    assert names.mention("mrkdwn", "slack:U0123ABCD", "0731375686") == "<@U0123ABCD>"
+    assert "manager olena" in render.alert(make(5, time.time()), fmt, "en", KYIV).lower()
+
+
+def test_without_managers_numbers_as_before() -> None:
+    assert "Olena" not in render.alert(make(5, time.time()), "text", "en", KYIV)
+    assert names.mention("html", None, "0731375686") is None

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot import i18n
+from bot.delivery.names import name_of
 from bot.i18n import t
 from handlers.chat.periods import Period
 from handlers.ria.records import phone_forms
@@ -162,6 +163,12 @@ def number(f: Format, raw: str) -> Markup:
     return Markup(f.esc(format_phone(clip(raw, "phone"))[1]))
 
 
+def manager(f: Format, raw: str) -> Markup:
+    """A manager's line: the name from the configuration file's [[manager]], else the number."""
+    name = name_of(raw)
+    return Markup(f.esc(clip(name, "car"))) if name else number(f, raw)
+
+
 # ---- times --------------------------------------------------------------------------------
 
 
@@ -231,7 +238,7 @@ def manager_lines(s: PeriodStats, f: Format, lang: str) -> list[str]:
             f,
             lang,
             "stats_manager_line",
-            phone=number(f, m.destination_phone or "—"),
+            phone=manager(f, m.destination_phone) if m.destination_phone else number(f, "—"),
             total=m.total,
             answered=m.answered,
             missed=m.missed,

@@ -21,6 +21,7 @@ from bot.delivery.markup import (
     format_phone,
     get_format,
     local_start,
+    manager,
     manager_lines,
     message_length,
     other_line,
@@ -81,9 +82,7 @@ def alert(call: Call, fmt: str, lang: str, tz: ZoneInfo, *, now: datetime | None
     if call.phone:
         numbers.append(tr(f, lang, "tracking_number", number=display_number(f, call.phone)))
     if call.destination_phone:
-        numbers.append(
-            tr(f, lang, "manager_number", number=display_number(f, call.destination_phone))
-        )
+        numbers.append(tr(f, lang, "manager_number", number=manager(f, call.destination_phone)))
     if numbers:
         joined = " → ".join(numbers)
         lines.append("☎️ " + joined[:1].upper() + joined[1:])

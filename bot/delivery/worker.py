@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from bot.delivery import callback
+from bot.delivery import callback, names
 from bot.delivery.backlog import Backlog
 from bot.delivery.channels.base import Channel, DeliveryError, Outgoing, Slot, acquire
 from bot.delivery.coalesce import split_coalesced
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.delivery.dispatcher")
 
 COALESCE_AT = 5  # more alerts than this waiting for one target go out as one message
+MAX_MENTIONS = 10  # a coalesced message names at most this many managers (it must still fit)
 SLOW_SLOT_S = 5.0  # ...and so do 2+ when the rate limit holds the next send this long
 
 
@@ -159,7 +160,9 @@ class TargetWorker(Outcomes, Followups):
             return [
                 (
                     part,
-                    placed(Outgoing(text, callback.caller_buttons(_calls(part), d.lang)), part),
+                    placed(
+                        Outgoing(text, callback.caller_buttons(_calls(part), d.lang)), part, fmt
+                    ),
                 )
                 for part, text in split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
             ]
@@ -169,7 +172,7 @@ class TargetWorker(Outcomes, Followups):
             message = callback.alert(
                 item.call, fmt, d.lang, d.tz, repeat=repeat if isinstance(repeat, int) else None
             )
-            return [(items, placed(message, items))]
+            return [(items, placed(message, items, fmt))]
         text = item.payload.get(fmt) or item.payload.get("text") or ""
         return [(items, Outgoing(str(text)))]
 
@@ -250,14 +253,28 @@ class TargetWorker(Outcomes, Followups):
         return await send_message(self.channel, self.send_to, message)
 
 
-def placed(message: Outgoing, items: list[OutboxItem]) -> Outgoing:
-    """The message in its items' forum topic, without sound when every item is silent
-    (routing, issue 13: the payload keys come from ingest; rows without them: unchanged)."""
+def placed(message: Outgoing, items: list[OutboxItem], fmt: str) -> Outgoing:
+    """The message in its items' forum topic, without sound when every item is silent, and
+    mentioning the managers whose lines missed the calls (routing, issue 13: the payload
+    keys come from ingest; rows without them: the message unchanged)."""
     topic = items[0].payload.get("topic")
     silent = all(item.payload.get("mode") == "silent" for item in items)
-    if topic is None and not silent:
+    mentions: list[str] = []
+    for item in items:
+        ref = item.payload.get("mention")
+        text = names.mention(fmt, ref if isinstance(ref, str) else None, _manager_phone(item))
+        if text and text not in mentions and len(mentions) < MAX_MENTIONS:
+            mentions.append(text)
+    if topic is None and not silent and not mentions:
         return message
-    return replace(message, topic=int(topic) if topic is not None else None, silent=silent)
+    text = message.text + ("\n👤 " + ", ".join(mentions) if mentions else "")
+    return replace(
+        message, text=text, topic=int(topic) if topic is not None else None, silent=silent
+    )
+
+
+def _manager_phone(item: OutboxItem) -> str | None:
+    return item.call.destination_phone if item.call is not None else None
 
 
 def _calls(items: list[OutboxItem]) -> list[Call]:
