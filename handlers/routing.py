@@ -9,7 +9,7 @@ Semantics are Alertmanager's: routes in order, the first match wins unless it sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from handlers.ria.records import normalise_status, to_e164
 from storage.model import Call
 from storage.outbox import Target
-from storage.routes import Mode, Routed
+from storage.routes import Mode, Routed, RouteFn
 
 MATCH_KEYS = ("account", "tracking_phone", "manager", "make", "status")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -282,3 +282,13 @@ def _unique(routed: list[Routed]) -> list[Routed]:
             seen.add(key)
             out.append(r)
     return out
+
+
+def route_fn(router: Router, clock: Callable[[], float]) -> RouteFn:
+    """The router as storage's ingest takes it: (call, account) -> targets, with the hours
+    judged at `clock()` (the moment of ingest; tests inject a clock)."""
+
+    def route(call: Call, account: str | None) -> Sequence[Routed]:
+        return router.targets_for(call, account, datetime.fromtimestamp(clock(), router.tz))
+
+    return route
