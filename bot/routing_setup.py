@@ -11,6 +11,7 @@ import logging
 from bot.config import ConfigError, Settings
 from bot.config_file import FileConfig, config_path, load
 from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.names import set_managers
 from bot.logs import REDACT
 from handlers.intake import Intake
 from handlers.routing import route_fn
@@ -22,6 +23,8 @@ def install(
     config: FileConfig | None, settings: Settings, intake: Intake, dispatcher: Dispatcher
 ) -> None:
     """Route new calls by `config` (None: every alert to the env targets, as without a file)."""
+    # names for the renderers (bot/delivery/names): empty without a file, numbers as before
+    set_managers(config.managers if config is not None else [])
     if config is None:
         intake.route = None
         return
