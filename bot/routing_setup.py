@@ -7,6 +7,7 @@ bad file on reload changes nothing (the old router stays) and the log says why.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bot.config import ConfigError, Settings
 from bot.config_file import FileConfig, config_path, load
@@ -24,7 +25,9 @@ def install(
 ) -> None:
     """Route new calls by `config` (None: every alert to the env targets, as without a file)."""
     # names for the renderers (bot/delivery/names): empty without a file, numbers as before
-    set_managers(config.managers if config is not None else [])
+    # (frozen Manager values: read-only attributes, which names' Protocol does not declare)
+    managers: list[Any] = list(config.managers) if config is not None else []
+    set_managers(managers)
     if config is None:
         intake.route = None
         return
