@@ -76,12 +76,21 @@ class Episode:
     resolved_at: float | None  # None: still waiting
 
 
-def episodes(db: sqlite_utils.Database, start: int, end: int) -> list[Episode]:
+# a chat outside TELEGRAM_CHAT_IDS / SLACK_CHANNEL_IDS: only the calls routed to it (issue 13)
+_SCOPED = " AND c.call_id IN (SELECT call_id FROM call_routes WHERE channel = ? AND target = ?)"
+
+# (channel, target id) of a chat that sees only its routed calls; None: every call
+Scope = tuple[str, str] | None
+
+
+def episodes(
+    db: sqlite_utils.Database, start: int, end: int, *, scope: Scope = None
+) -> list[Episode]:
     """Per caller (with a number) who missed us in [start, end): their last episode."""
     by_caller: dict[str, list[tuple[int, int, float | None, str]]] = {}
-    for caller, started, call_id, resolved_at, dest in db.conn.execute(
-        _MISSED_CALLS_SQL, (start, end)
-    ):
+    sql = _MISSED_CALLS_SQL + (_SCOPED if scope is not None else "")
+    params: tuple[object, ...] = (start, end, *(scope or ()))
+    for caller, started, call_id, resolved_at, dest in db.conn.execute(sql, params):
         if caller:
             by_caller.setdefault(caller, []).append((started, call_id, resolved_at, dest))
     out: list[Episode] = []
@@ -99,10 +108,12 @@ def episodes(db: sqlite_utils.Database, start: int, end: int) -> list[Episode]:
     return out
 
 
-def caller_outcomes(db: sqlite_utils.Database, start: int, end: int) -> list[CallerOutcome]:
+def caller_outcomes(
+    db: sqlite_utils.Database, start: int, end: int, *, scope: Scope = None
+) -> list[CallerOutcome]:
     """Every caller (with a number) who missed us in [start, end), oldest episode first."""
     conn = db.conn
-    found = episodes(db, start, end)
+    found = episodes(db, start, end, scope=scope)
     resolutions = resolution_of(db, [e.call_ids[-1] for e in found])
     out: list[CallerOutcome] = []
     for e in found:
@@ -137,17 +148,19 @@ class OpenReport:
     resolved: int  # callers of the period who were called back or got through
 
 
-def open_callers(db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50) -> OpenReport:
+def open_callers(
+    db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50, scope: Scope = None
+) -> OpenReport:
     """`/missed` without argument: only callers still waiting (their last missed call is
     neither called back nor got through), the longest waiting first. The waited time is
     `outcome.waited_s(now)`."""
-    outcomes = caller_outcomes(db, start, end)
+    outcomes = caller_outcomes(db, start, end, scope=scope)
     waiting = [o for o in outcomes if o.open]
     return OpenReport(waiting[: max(limit, 0)], len(waiting), len(outcomes) - len(waiting))
 
 
 def all_outcomes(
-    db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50
+    db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50, scope: Scope = None
 ) -> list[CallerOutcome]:
     """`/missed all` or a period: every caller with their outcome, oldest first."""
-    return caller_outcomes(db, start, end)[: max(limit, 0)]
+    return caller_outcomes(db, start, end, scope=scope)[: max(limit, 0)]

@@ -12,10 +12,11 @@ import json
 import sqlite3
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 
-from storage.missed import episodes
+from storage.missed import Scope, episodes
 
 ANSWER = "ANSWER"
 
@@ -67,6 +68,25 @@ WITH RECURSIVE k(label) AS (
 SELECT label, n FROM counted WHERE n > 0 ORDER BY n DESC, label LIMIT :top
 """
 
+# A chat that sees only the calls routed to it (issue 13): the same figures over a join with
+# call_routes (its index call_routes_target gives the chat's calls; usually far fewer).
+_SCOPED_CALLS = """
+SELECT c.* FROM call_routes AS r JOIN calls AS c ON c.call_id = r.call_id
+WHERE r.channel = :channel AND r.target = :target
+AND c.started_at >= :start AND c.started_at < :end
+"""
+_SCOPED_BY_MANAGER_SQL = f"""
+SELECT destination_phone, status, missed, json_array(COUNT(*), SUM(waiting), SUM(duration))
+FROM ({_SCOPED_CALLS}) GROUP BY destination_phone, status, missed
+"""
+_SCOPED_UNIQUE_SQL = f"""
+SELECT COUNT(DISTINCT caller_e164) FROM ({_SCOPED_CALLS}) WHERE caller_e164 != ''
+"""
+_SCOPED_TOP_CARS_SQL = f"""
+SELECT {_CAR_LABEL} AS label, COUNT(*) AS n FROM ({_SCOPED_CALLS}) WHERE {_HAS_CAR}
+GROUP BY label ORDER BY n DESC, label LIMIT :top
+"""
+
 # A caller is counted once, on their first call in the range: the one whose previous call
 # (prev_caller_at, kept by a trigger) is before the range or does not exist.
 _UNIQUE_CALLERS_SQL = """
@@ -114,17 +134,25 @@ def period_stats(
     *,
     top: int = 5,
     within_s: float | None = None,
+    scope: Scope = None,
 ) -> PeriodStats:
     """The figures of `/stats` for calls with start <= started_at < end; with `within_s`
-    (the callback promise, seconds) also the callback figures (`callbacks`)."""
-    callbacks = None if within_s is None else callback_stats(db, start, end, within_s=within_s)
+    (the callback promise, seconds) also the callback figures (`callbacks`); with `scope`
+    (channel, chat) only the calls routed to that chat (call_routes, issue 13)."""
+    callbacks = (
+        None if within_s is None else callback_stats(db, start, end, within_s=within_s, scope=scope)
+    )
     conn = db.conn
-    params = {"start": start, "end": end, "top": max(top, 0)}  # LIMIT -1 = no limit
+    params: dict[str, Any] = {"start": start, "end": end, "top": max(top, 0)}  # -1: no limit
+    queries = (_BY_MANAGER_SQL, _UNIQUE_CALLERS_SQL, _TOP_CARS_SQL)
+    if scope is not None:
+        params |= {"channel": scope[0], "target": scope[1]}
+        queries = (_SCOPED_BY_MANAGER_SQL, _SCOPED_UNIQUE_SQL, _SCOPED_TOP_CARS_SQL)
     total = answered = missed = wait_sum = talk_sum = 0
     by_status: dict[str, int] = {}
     missed_by_status: dict[str, int] = {}
     managers: dict[str, list[int]] = {}  # phone -> [total, answered, missed]
-    for manager, status, is_missed, sums in conn.execute(_BY_MANAGER_SQL, params):
+    for manager, status, is_missed, sums in conn.execute(queries[0], params):
         count, waiting, talk = json.loads(sums)
         if not count:
             continue  # a key that occurs only outside the range
@@ -153,12 +181,12 @@ def period_stats(
         answer_rate=answered / total,
         avg_wait_s=wait_sum / total,
         avg_talk_s=talk_sum / answered if answered else None,
-        unique_callers=conn.execute(_UNIQUE_CALLERS_SQL, params).fetchone()[0],
+        unique_callers=conn.execute(queries[1], params).fetchone()[0],
         managers=sorted(
             (ManagerLine(phone, *counts) for phone, counts in managers.items()),
             key=lambda m: (-m.total, m.destination_phone),
         ),
-        top_cars=[(label, n) for label, n in conn.execute(_TOP_CARS_SQL, params)],
+        top_cars=[(label, n) for label, n in conn.execute(queries[2], params)],
         callbacks=callbacks,
     )
 
@@ -197,14 +225,14 @@ class CallbackStats(CallbackFigures):
 
 
 def callback_stats(
-    db: sqlite_utils.Database, start: int, end: int, *, within_s: float
+    db: sqlite_utils.Database, start: int, end: int, *, within_s: float, scope: Scope = None
 ) -> CallbackStats:
     """Callback figures for the callers who missed us in [start, end), as they stand now.
 
     Per caller their last episode counts (storage/missed): called back when their last
     missed call is resolved, the time to callback running from the first call that
     resolution covered. Per manager: by the destination_phone of the last missed call."""
-    found = episodes(db, start, end)
+    found = episodes(db, start, end, scope=scope)
     per: dict[str, list[float | None]] = {}  # phone -> callback seconds (None: waiting)
     for e in found:
         took = None if e.resolved_at is None else max(e.resolved_at - e.since, 0.0)

@@ -14,6 +14,7 @@ import pytest
 from bot.delivery import markup, names, render
 from bot.delivery.channels.telegram import TelegramChannel, build_application
 from bot.delivery.dispatcher import Dispatcher
+from handlers.chat import commands
 from handlers.routing import Manager
 from storage.calls import Call, ingest
 from storage.db import Store
@@ -141,3 +142,48 @@ def test_stats_and_alert_render_names(fmt: str, olena: Manager) -> None:
 def test_without_managers_numbers_as_before() -> None:
     assert "Olena" not in render.alert(make(5, time.time()), "text", "en", KYIV)
     assert names.mention("html", None, "0731375686") is None
+
+
+# ---- per-chat scoping ---------------------------------------------------------------------
+
+SHOWROOM = Target("telegram", "-1009876543210")
+
+
+async def test_commands_in_a_routed_chat_see_only_its_calls(tmp_path: Path) -> None:
+    store = Store(tmp_path / "calls.db")
+    await store.open()
+    try:
+        now = time.time() - 120
+        routed = {1: [Routed(CHAT), Routed(SHOWROOM, topic=5)], 2: [Routed(CHAT)]}
+        calls = [make(1, now, marka="Toyota", model="Camry"), make(2, now + 1, "+380501110002")]
+        await store.run(
+            lambda db: ingest(
+                db,
+                calls,
+                source="webhook",
+                received_at=time.time(),
+                missed_statuses=MISSED,
+                targets=[CHAT],
+                alert_max_age_s=None,
+                route=lambda c, a: routed[c.call_id],
+            )
+        )
+        scope = (SHOWROOM.channel, SHOWROOM.id)
+        mine = await commands.answer("stats", "", store=store, tz=KYIV, scope=scope)
+        everyone = await commands.answer("stats", "", store=store, tz=KYIV)
+        assert isinstance(mine, commands.StatsReply) and isinstance(everyone, commands.StatsReply)
+        assert (mine.stats.total, mine.stats.unique_callers) == (1, 1)
+        assert mine.stats.top_cars == [("Toyota Camry", 1)]
+        assert mine.stats.callbacks is not None and mine.stats.callbacks.missed_callers == 1
+        assert everyone.stats.total == 2
+        missed = await commands.answer("missed", "", store=store, tz=KYIV, scope=scope)
+        assert isinstance(missed, commands.MissedReply)
+        assert [c.caller_e164 for c in missed.callers] == ["+380671234567"]
+        every = await commands.answer("missed", "all", store=store, tz=KYIV, scope=scope)
+        assert isinstance(every, commands.MissedReply) and every.total == 1
+        nothing = await commands.answer(
+            "stats", "", store=store, tz=KYIV, scope=("slack", "C0NOBODY")
+        )
+        assert isinstance(nothing, commands.StatsReply) and nothing.stats.total == 0
+    finally:
+        await store.close()

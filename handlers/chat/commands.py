@@ -105,8 +105,10 @@ async def answer(
     tz: ZoneInfo,
     now: datetime | None = None,
     callback_within_s: float = DEFAULT_PROMISE_S,
+    scope: tuple[str, str] | None = None,
 ) -> Reply:
-    """What to answer to `command argument`. User mistakes become an ErrorReply."""
+    """What to answer to `command argument`. User mistakes become an ErrorReply. `scope`
+    (channel, chat id): only the calls routed to that chat (issue 13); None: every call."""
     action = _COMMANDS.get(command.strip().lower())
     if action is None:
         return ErrorReply("unknown_command", command)
@@ -127,13 +129,13 @@ async def answer(
     if action == "stats":
         within = callback_within_s if callback_within_s > 0 else DEFAULT_PROMISE_S
         stats = await store.run(
-            period_stats, period.start, period.end, top=TOP_CARS, within_s=within
+            period_stats, period.start, period.end, top=TOP_CARS, within_s=within, scope=scope
         )
         return StatsReply(period, stats)
     # a naive `now` is local time (as parse_period takes it)
     at = (moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)).timestamp()
     if everything:
-        found = await store.run(all_outcomes, period.start, period.end, limit=1 << 30)
+        found = await store.run(all_outcomes, period.start, period.end, limit=1 << 30, scope=scope)
         waiting = sum(1 for o in found if o.open)
         return MissedReply(
             period,
@@ -144,7 +146,9 @@ async def answer(
             now=at,
             total=len(found),
         )
-    report = await store.run(open_callers, period.start, period.end, limit=MISSED_LIMIT)
+    report = await store.run(
+        open_callers, period.start, period.end, limit=MISSED_LIMIT, scope=scope
+    )
     return MissedReply(
         period, report.callers, waiting=report.waiting, reached=report.resolved, now=at
     )
