@@ -117,5 +117,7 @@ class Intake:
             self.on_alerts(items)
         for (batch, future), result in zip(group, results, strict=True):
             metrics.calls_stored(batch.source, result.statuses)
+            for seconds in result.callbacks:
+                metrics.callback_resolved("answered", seconds)
             if not future.done():
                 future.set_result(result)

@@ -130,8 +130,8 @@ def failed(channel: str, items: Sequence[OutboxItem]) -> None:
 
 
 def callback_resolved(how: str, seconds: float) -> None:
-    """HOOK for the callback loop: call once per caller episode resolved (how: button |
-    answered; seconds from the episode's first missed call). Not wired yet: see the report."""
+    """Once per caller episode resolved (how: button | answered; seconds from the episode's
+    first missed call): handlers/chat/callback.py (a press), handlers/intake.py (an answer)."""
     TIME_TO_CALLBACK.labels(how if how in ("button", "answered") else "other").observe(
         max(seconds, 0.0)
     )

@@ -36,6 +36,8 @@ class IngestResult:
     # edit rows created: alerts of earlier missed calls resolved by a new ANSWER call
     edits: list[OutboxItem] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)  # new calls per status (metrics)
+    # per caller resolved by a new ANSWER call: seconds since their first open missed call
+    callbacks: list[float] = field(default_factory=list)
 
     @property
     def outbox_items(self) -> list[OutboxItem]:
@@ -121,7 +123,9 @@ def ingest_many(
                 # the callback loop: only ANSWER calls and missed ones look further (one
                 # indexed lookup each); see storage/resolutions.py
                 if call.status == ANSWER:
-                    result.edits += resolve_answered(conn, call, now=received_at)
+                    result.edits += resolve_answered(
+                        conn, call, now=received_at, waits=result.callbacks
+                    )
                 if not is_missed:
                     continue
                 repeat = on_new_missed(conn, call)

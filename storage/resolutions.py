@@ -51,6 +51,8 @@ class ButtonResult:
     resolution: Resolution | None = None
     edits: list[OutboxItem] = field(default_factory=list)  # new outbox rows (kind 'edit')
     resolved_call_ids: list[int] = field(default_factory=list)  # the pressed one first
+    # resolved: seconds from the caller's first open missed call to the press (metrics)
+    waited_s: float | None = None
 
 
 def message_id_of(message_ref: dict[str, Any]) -> str | None:
@@ -134,10 +136,13 @@ def _insert(conn: sqlite3.Connection, res: Resolution) -> bool:
     return bool(cur.rowcount)
 
 
-def resolve_answered(conn: sqlite3.Connection, call: Call, *, now: float) -> list[OutboxItem]:
+def resolve_answered(
+    conn: sqlite3.Connection, call: Call, *, now: float, waits: list[float] | None = None
+) -> list[OutboxItem]:
     """Inside the ingest transaction, for a NEW ANSWER call: every open missed call of the
     same caller that started before it is resolved as 'answered' (resolved_at = this call's
-    started_at, manager = its destination_phone); returns the edit rows queued."""
+    started_at, manager = its destination_phone); returns the edit rows queued. `waits`
+    gets the seconds from the caller's first open missed call to this one (metrics)."""
     if call.status != ANSWER or not call.caller_e164:
         return []
     resolved: list[int] = []
@@ -154,7 +159,21 @@ def resolve_answered(conn: sqlite3.Connection, call: Call, *, now: float) -> lis
         )
         if _insert(conn, res):
             resolved.append(call_id)
-    return enqueue_edits(conn, resolved, now=now) if resolved else []
+    if not resolved:
+        return []
+    first = _first_started(conn, resolved)
+    if waits is not None and first is not None:
+        waits.append(call.started_at - first)
+    return enqueue_edits(conn, resolved, now=now)
+
+
+def _first_started(conn: sqlite3.Connection, call_ids: list[int]) -> float | None:
+    """When the first of these calls started (the start of the caller's wait)."""
+    marks = ", ".join("?" * len(call_ids[:500]))
+    row = conn.execute(
+        f"SELECT MIN(started_at) FROM calls WHERE call_id IN ({marks})", call_ids[:500]
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 # For a new missed call: how many missed calls the caller had earlier the same local day
@@ -246,7 +265,9 @@ def resolve_by_button(
         for res in resolutions:
             _insert(conn, res)
         edits = enqueue_edits(conn, ids, now=now)
-        return ButtonResult("resolved", resolutions[0], edits, ids)
+        first = _first_started(conn, ids)
+        waited = None if first is None else now - first
+        return ButtonResult("resolved", resolutions[0], edits, ids, waited)
 
 
 def _same_message(row_target: str, ref_text: str, target: Target, message_id: str) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from handlers import metrics
 from storage.db import Store
 from storage.outbox import OutboxItem, Target
 from storage.resolutions import BUTTON, ButtonResult, Resolution, resolve_by_button
@@ -92,6 +93,8 @@ class Callbacks:
             log.warning("callback: could not record a press on call %s: %s", call_id, exc)
             return text(self.lang, "failed"), []
         if result.status == "resolved":
+            if result.waited_s is not None:
+                metrics.callback_resolved(BUTTON, result.waited_s)
             log.info(
                 "callback: call %s marked called back in %s (%d call(s) of the caller)",
                 call_id,
