@@ -205,6 +205,27 @@ def test_whole_day_text_uk(db: sqlite_utils.Database) -> None:
     ]
 
 
+def test_whole_day_text_with_the_callback_figures(db: sqlite_utils.Database) -> None:
+    """Issue 12: with the promise (15 min) the summary adds the callback figures, after the
+    waiting list. By hand: 4 missed callers (B, C, D, G); B got through at 10:50, 70 min
+    after the 09:40 miss (resolved by the answered call 4); nobody within 15 min; C, D and G
+    still wait. Per manager of the missed calls: M1 had B and D, M2 C, M3 G."""
+    s = build(db, DAILY, date(2026, 11, 25), KYIV, now=AFTER_THE_DAY, within_s=900)
+    lines = text(s, "text", "en", KYIV).splitlines()
+    assert lines[7] == "📞 Still not reached: 3 · got through later: 1"
+    assert lines[11:15] == [
+        "Called back: 1 of 4 (25%) · within 15 min: 0% · median: 1 h 10 min · still waiting: 3",
+        "   +380 50 100 0001: called back 1 of 2 (50%), within the promise 0%, median 1 h 10 min,"
+        " waiting 1",
+        "   +380 50 100 0002: called back 0 of 1 (0%), within the promise 0%, median —, waiting 1",
+        "   +380 50 100 0003: called back 0 of 1 (0%), within the promise 0%, median —, waiting 1",
+    ]
+    assert lines[15] == "👤 Managers:"
+    # without the promise (build's default) the summary is as before: no such lines
+    plain = text(build(db, DAILY, date(2026, 11, 25), KYIV, now=AFTER_THE_DAY), "text", "en", KYIV)
+    assert "Called back" not in plain
+
+
 def test_until_summary_time_compares_the_same_window(db: sqlite_utils.Database) -> None:
     """At 20:00 the day so far is held against the week-earlier day up to 20:00."""
     s = build(db, DAILY, date(2026, 11, 25), KYIV, now=AT_20)
