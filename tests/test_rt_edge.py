@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot import hours
 from bot.delivery import markup, names, render
 from bot.delivery.channels.telegram import TelegramChannel, build_application
 from bot.delivery.dispatcher import Dispatcher
 from handlers.chat import commands
-from handlers.routing import Manager
+from handlers.routing import Hours, Manager
 from storage.calls import Call, ingest
 from storage.db import Store
 from storage.outbox import Target
@@ -186,4 +189,50 @@ async def test_commands_in_a_routed_chat_see_only_its_calls(tmp_path: Path) -> N
         )
         assert isinstance(nothing, commands.StatsReply) and nothing.stats.total == 0
     finally:
+        await store.close()
+
+
+# ---- working hours: digest at opening (injected clock) ----------------------------------
+
+
+async def test_digest_held_until_opening_then_one_message(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    local = datetime.fromtimestamp(time.time(), KYIV) + timedelta(hours=2)
+    start = dtime(local.hour, local.minute) if local.hour < 23 else dtime(0, 0)
+    end = (datetime.combine(local.date(), start) + timedelta(minutes=30)).time()
+    shop = Hours({day: ((start, end),) for day in range(7)}, after_hours="digest")
+    hours.set_hours(shop, KYIV)
+    store = Store(tmp_path / "calls.db")
+    await store.open()
+    channel = TelegramChannel(build_application(TG_TOKEN, telegram.url, webhook_mode=True))
+    d = Dispatcher(store, {"telegram": channel}, lang="en", tz=KYIV, clock=clock)
+    rig = Rig(store, d)
+    try:
+        now = time.time() - 60
+        for i, who in enumerate(["+380671234567", "+380501110002", "+380501110003"]):
+            await rig.alert(make(10 + i, now + i, who), [Routed(CHAT, mode="digest")])
+        await rig.alert(make(20, now + 5, "+380501110009"), [Routed(CHAT, mode="silent")])
+        # the silent one goes now (a real signal that the worker ran), the digest waits
+        first = await until(lambda: sent(telegram))
+        assert len(first) == 1 and "0009" in first[0]["plain_text"].replace(" ", "")
+        assert d.workers[CHAT].status()["queued"] == 3
+        opening = shop.next_opening(datetime.fromtimestamp(clock(), KYIV)).timestamp()
+        offset[0] = opening - time.time() + 1
+        d.workers[CHAT].wake.set()
+        got = await until(lambda: len(sent(telegram)) >= 2 and sent(telegram))
+        digest = got[1]
+        assert digest["plain_text"].startswith("🌙 While you were closed: 3 missed callers")
+        buttons = digest["reply_markup"]["inline_keyboard"]
+        assert len([b for row in buttons for b in row]) == 3
+        assert len(sent(telegram)) == 2
+    finally:
+        hours.set_hours(None, KYIV)
+        await d.stop()
+        await channel.app.bot.shutdown()
         await store.close()

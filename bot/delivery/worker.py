@@ -17,11 +17,13 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from bot import hours
 from bot.delivery import callback, names
 from bot.delivery.backlog import Backlog
 from bot.delivery.channels.base import Channel, DeliveryError, Outgoing, Slot, acquire
 from bot.delivery.coalesce import split_coalesced
 from bot.delivery.followup import KINDS, Followups, send_message
+from bot.delivery.markup import get_format
 from bot.delivery.outcome import Outcomes
 from bot.summary.build import payload_image
 from storage.model import Call
@@ -70,7 +72,8 @@ class TargetWorker(Outcomes, Followups):
     def due(self, now: float) -> list[OutboxItem]:
         if now < self.not_before:
             return []
-        return [item for item in self.queue.values() if item.next_attempt_at <= now]
+        opening = hours.opening_at(now)
+        return [item for item in self.queue.values() if _due_at(item, opening) <= now]
 
     def idle(self, now: float) -> bool:
         return not self.sending and not self.due(now) and not self.needs_page()
@@ -118,7 +121,8 @@ class TargetWorker(Outcomes, Followups):
         self.wake.clear()
         if self.needs_page():
             return
-        waits = [item.next_attempt_at for item in self.queue.values()]
+        opening = hours.opening_at(now)  # digest alerts wait for it (bot/hours)
+        waits = [_due_at(item, opening) for item in self.queue.values()]
         if self.not_before > now:
             waits = [max(w, self.not_before) for w in waits]
         timeout = max(min(waits) - now, 0.01) if waits else None
@@ -140,7 +144,10 @@ class TargetWorker(Outcomes, Followups):
             if item.kind == "missed_call"
             and item.call is not None
             and item.payload.get("topic") == due[0].payload.get("topic")
+            and _digest(item) == _digest(due[0])
         ]
+        if _digest(due[0]) and due[0] in alerts:
+            return alerts  # held until opening: all of them in one message, even one
         if due[0] not in alerts or len(alerts) <= 1:
             return due[:1]
         slot_wait = max(
@@ -156,12 +163,17 @@ class TargetWorker(Outcomes, Followups):
     def _render(self, items: list[OutboxItem]) -> list[tuple[list[OutboxItem], Outgoing]]:
         """The messages to send, each with the items it carries."""
         d, fmt = self.d, self.channel.fmt
-        if len(items) > 1:
+        if len(items) > 1 or _digest(items[0]):
             return [
                 (
                     part,
                     placed(
-                        Outgoing(text, callback.caller_buttons(_calls(part), d.lang)), part, fmt
+                        Outgoing(
+                            _titled(text, part, fmt, d.lang),
+                            callback.caller_buttons(_calls(part), d.lang),
+                        ),
+                        part,
+                        fmt,
                     ),
                 )
                 for part, text in split_coalesced(items, fmt, d.lang, d.tz, self.channel.text_limit)
@@ -271,6 +283,24 @@ def placed(message: Outgoing, items: list[OutboxItem], fmt: str) -> Outgoing:
     return replace(
         message, text=text, topic=int(topic) if topic is not None else None, silent=silent
     )
+
+
+def _digest(item: OutboxItem) -> bool:
+    return item.payload.get("mode") == "digest"
+
+
+def _due_at(item: OutboxItem, opening: float) -> float:
+    """When the item may go: a digest alert not before the opening (bot/hours)."""
+    return max(item.next_attempt_at, opening) if _digest(item) else item.next_attempt_at
+
+
+def _titled(text: str, items: list[OutboxItem], fmt: str, lang: str) -> str:
+    """A digest's message says so in its first line (the list below is the coalesced one)."""
+    if not _digest(items[0]):
+        return text
+    f = get_format(fmt)
+    _first, _, rest = text.partition("\n")
+    return f"🌙 {f.bold(f.esc(hours.digest_title(lang, len(items))))}\n{rest}"
 
 
 def _manager_phone(item: OutboxItem) -> str | None:
