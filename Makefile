@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PY_ID  := import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])
 NEEDS  := ria-calls-bot needs Python 3.11 or newer: install one and run e.g. make run PYTHON=python3.11
 
-.PHONY: run test test-fast test-all test-container coverage bench lint format clean FORCE
+.PHONY: run test test-fast test-all test-container coverage bench soak lint format clean FORCE
 
 # Checked on every run (two interpreter starts): a .venv made by another Python (PYTHON
 # changed, an old one tried first) or by an install that failed (no stamp) is made again
@@ -59,6 +59,11 @@ test-all: test test-container
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A compressed day under load with an outage and a crash (bench/soak.py); 30 minutes, or
+# SOAK_MINUTES=5 make soak. Not part of `make test`: the report goes to bench/results/.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
