@@ -12,7 +12,6 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,19 @@ from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from bot.config import _CHAT_ID, _SLACK_CHANNEL, _URL_SECRET, RIA_STATUSES, ConfigError, Settings
+from bot.config_hours import Bad as _Bad
+from bot.config_hours import Key
+from bot.config_hours import parse_hours as _hours
+from bot.config_hours import strings as _strings
 from handlers.ria.records import normalise_status, phone_forms
-from handlers.routing import DAYS, MATCH_KEYS, Account, Hours, Manager, Route, Router
-from storage.routes import Mode
+from handlers.routing import MATCH_KEYS, Account, Hours, Manager, Route, Router
 
 DEFAULT_NAME = "ria-calls-bot.toml"
 TOP_KEYS = ("hours", "account", "manager", "route")
 ACCOUNT_KEYS = ("name", "user_id", "api_key", "webhook_secret", "monthly_quota")
 MANAGER_KEYS = ("name", "phones", "telegram", "slack", "personal")
 ROUTE_KEYS = ("match", "telegram", "slack", "continue", "hours")
-MODES: tuple[Mode, ...] = ("normal", "silent", "digest")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
-_SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
-
-Key = tuple[str | int, ...]
-
-
-class _Bad(Exception):
-    def __init__(self, key: Key, what: str) -> None:
-        super().__init__(what)
-        self.key = key
-        self.what = what
 
 
 @dataclass
@@ -205,18 +196,6 @@ def _array(value: Any, key: Key) -> list[Any]:
     return value
 
 
-def _strings(value: Any, key: Key) -> tuple[str, ...]:
-    values = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
-    if not isinstance(values, list) or not all(
-        isinstance(v, str | int) and not isinstance(v, bool) for v in values
-    ):
-        raise _Bad(key, "expects a string or a list of strings")
-    out = tuple(str(v).strip() for v in values)
-    if not out or not all(out):
-        raise _Bad(key, "is empty")
-    return out
-
-
 def _name(table: Mapping[str, Any], key: Key, taken: list[str]) -> str:
     name = table.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -365,63 +344,3 @@ def _never(name: str, value: str, cfg: FileConfig) -> str | None:
     if name == "tracking_phone" and phone_forms(value) is None:
         return f'"{value}" is not a phone number'
     return None
-
-
-def _hours(t: Mapping[str, Any], key: Key) -> Hours:
-    days: dict[int, tuple[tuple[time, time], ...]] = {}
-    holidays: set[date] = set()
-    after: Mode = "normal"
-    for name, value in t.items():
-        here = (*key, name)
-        if name == "holidays":
-            for text in _strings(value, here) if value != [] else ():
-                try:
-                    holidays.add(date.fromisoformat(text))
-                except ValueError:
-                    raise _Bad(here, f'"{text}" is not a date (YYYY-MM-DD)') from None
-        elif name == "after_hours":
-            if value not in MODES:
-                raise _Bad(here, f'"{value}" is not one of: {", ".join(MODES)}')
-            after = value
-        else:
-            for day in _days(name, here):
-                days[day] = _spans(value, here)
-    return Hours(days, frozenset(holidays), after)
-
-
-def _days(name: str, key: Key) -> list[int]:
-    first, dash, last = name.partition("-")
-    if first not in DAYS or (dash and last not in DAYS):
-        raise _Bad(
-            key,
-            "unknown key (expected a day or range of days: mon tue wed thu fri sat sun, "
-            "e.g. mon-fri; holidays; after_hours)",
-        )
-    a, b = DAYS.index(first), DAYS.index(last) if dash else DAYS.index(first)
-    if b < a:
-        raise _Bad(key, f"{name}: the range runs backwards (write e.g. mon-fri)")
-    return list(range(a, b + 1))
-
-
-def _spans(value: Any, key: Key) -> tuple[tuple[time, time], ...]:
-    if not isinstance(value, str):
-        raise _Bad(key, 'expects opening hours as text, e.g. "09:00-19:00" or "closed"')
-    if value.strip().lower() in ("", "closed"):
-        return ()
-    spans = []
-    for part in value.split(","):
-        m = _SPAN.match(part.strip())
-        bad = f'"{part.strip()}" is not a time range (HH:MM-HH:MM, e.g. 09:00-19:00)'
-        if not m:
-            raise _Bad(key, bad)
-        h1, m1, h2, m2 = (int(g) for g in m.groups())
-        if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-            raise _Bad(key, bad)
-        start = time(h1, m1)
-        end = time.max if h2 == 24 else time(h2, m2)
-        if end <= start:
-            raise _Bad(
-                key, f'"{part.strip()}": closes before it opens (overnight: split it in two days)'
-            )
-        spans.append((start, end))
-    return tuple(spans)
