@@ -118,47 +118,54 @@ class Router:
     def __post_init__(self) -> None:
         # destination_phone -> manager: one dict lookup per call at ingest
         self._by_phone = {p: m for m in self.managers for p in m.phones}
+        # each route's values in the form a call's are compared in, computed once (ingest
+        # stays as fast with 20 routes as with none)
+        self._sets = [
+            {key: frozenset(_norm(key, v) for v in values) for key, values in r.match.items()}
+            for r in self.routes
+        ]
 
     def manager_of(self, call: Call) -> Manager | None:
         if not call.destination_phone:
             return None
         return self._by_phone.get(to_e164(call.destination_phone))
 
-    def _mismatch(self, route: Route, call: Call, account: str | None) -> str | None:
-        """None when `call` matches `route`; else why not (the first key that fails)."""
-        for key, values in route.match.items():
-            if key == "account":
-                got = account or ""
-                ok = got in values
-            elif key == "tracking_phone":
-                got = call.phone
-                ok = bool(got) and to_e164(got) in {to_e164(v) for v in values}
-            elif key == "manager":
-                manager = self.manager_of(call)
-                got = manager.name if manager else ""
-                ok = got in values
-            elif key == "make":
-                got = call.marka or ""
-                ok = got.casefold() in {v.casefold() for v in values}
-            else:  # status
-                got = call.status
-                ok = normalise_status(got) in {normalise_status(v) for v in values}
-            if not ok:
-                return f"{key} {got or '(none)'!s} is not in [{', '.join(values)}]"
+    def _facts(self, call: Call, account: str | None, manager: Manager | None) -> dict[str, str]:
+        """The call's value for each match key, normalised once (as the routes' sets are)."""
+        return {
+            "account": account or "",
+            "tracking_phone": to_e164(call.phone) if call.phone else "",
+            "manager": manager.name if manager else "",
+            "make": (call.marka or "").casefold(),
+            "status": call.status,
+        }
+
+    def _mismatch(self, index: int, facts: dict[str, str]) -> str | None:
+        """None when the call matches route `index`; else the first key that fails."""
+        for key, wanted in self._sets[index].items():
+            got = facts[key]
+            if not got or got not in wanted:
+                return key
         return None
 
     def _decide(
-        self, call: Call, account: str | None, now: datetime | None
+        self, call: Call, account: str | None, now: datetime | None, explain: bool = False
     ) -> tuple[list[Routed], list[str]]:
         moment = (now or datetime.now(self.tz)).astimezone(self.tz)
         manager = self.manager_of(call)
+        facts = self._facts(call, account, manager)
         out: list[Routed] = []
-        why: list[str] = []
+        why: list[str] = []  # only with `explain`: ingest formats no text
         matched = False
-        for route in self.routes:
-            miss = self._mismatch(route, call, account)
+        for index, route in enumerate(self.routes):
+            miss = self._mismatch(index, facts)
             if miss is not None:
-                why.append(f"route {route.index} (line {route.line}): no: {miss}")
+                if explain:
+                    got = {"make": call.marka, "tracking_phone": call.phone}.get(miss, facts[miss])
+                    why.append(
+                        f"route {route.index} (line {route.line}): no: {miss} "
+                        f"{got or '(none)'} is not in [{', '.join(route.match[miss])}]"
+                    )
                 continue
             matched = True
             hours = route.hours or self.hours
@@ -175,10 +182,11 @@ class Router:
                     Routed(Target("slack", channel), None, mode, _mention(manager, "slack"), reason)
                 )
             stop = not route.continue_
-            why.append(
-                f"route {route.index} (line {route.line}): matches ({route.describe_match()})"
-                + ("; stops here (continue = false)" if stop else "; continue = true")
-            )
+            if explain:
+                why.append(
+                    f"route {route.index} (line {route.line}): matches ({route.describe_match()})"
+                    + ("; stops here (continue = false)" if stop else "; continue = true")
+                )
             if stop:
                 break
         if not matched:
@@ -196,7 +204,7 @@ class Router:
                     Routed(Target("telegram", str(manager.telegram)), None, mode, None, "personal")
                 )
                 why.append(f"personal = true: a copy to {manager.name}'s private chat")
-        if mode_note := _hours_note(self, out, moment):
+        if explain and (mode_note := _hours_note(self, out, moment)):
             why.append(mode_note)
         return _unique(out), why
 
@@ -208,7 +216,7 @@ class Router:
     def explain(
         self, call: Call, account: str | None = None, now: datetime | None = None
     ) -> list[str]:
-        routed, why = self._decide(call, account, now)
+        routed, why = self._decide(call, account, now, explain=True)
         lines = list(why)
         for r in routed:
             extras = [r.reason]
@@ -253,6 +261,16 @@ class Router:
                 + (f" ({', '.join(ids)}{personal})" if ids else "")
             )
         return lines
+
+
+def _norm(key: str, value: str) -> str:
+    if key == "tracking_phone":
+        return to_e164(value)
+    if key == "make":
+        return value.casefold()
+    if key == "status":
+        return normalise_status(value)
+    return value
 
 
 def _mention(manager: Manager | None, channel: str) -> str | None:
