@@ -92,6 +92,7 @@ def ingest_many(
     are recorded in call_routes, decided once here: a later config change never re-alerts.
     """
     fixed = [Routed(t) for t in targets]
+    route_rows: list[tuple[int, str, str]] = []  # call_routes, written in one statement
     missed = frozenset(missed_statuses)
     results: list[IngestResult] = []
     with transaction(db) as conn:
@@ -119,7 +120,7 @@ def ingest_many(
                 routed: Sequence[Routed] = fixed
                 if route is not None:
                     routed = route(call, batch.account)
-                    write_call_routes(conn, call.call_id, routed)
+                    route_rows += [(call.call_id, r.target.channel, r.target.id) for r in routed]
                 # the callback loop: only ANSWER calls and missed ones look further (one
                 # indexed lookup each); see storage/resolutions.py
                 if call.status == ANSWER:
@@ -139,6 +140,8 @@ def ingest_many(
             ]
             result.alerts = insert_items(conn, items)
             results.append(result)
+        if route_rows:
+            write_call_routes(conn, route_rows)
     return results
 
 

@@ -47,11 +47,11 @@ class Routed:
 RouteFn = Callable[[Call, "str | None"], Sequence[Routed]]
 
 
-def write_call_routes(conn: sqlite3.Connection, call_id: int, routed: Iterable[Routed]) -> None:
-    """Record which chats a call was routed to (once per chat; topics share their chat)."""
+def write_call_routes(conn: sqlite3.Connection, rows: Iterable[tuple[int, str, str]]) -> None:
+    """Record which chats calls were routed to: (call_id, channel, target) rows, once per
+    chat (topics share their chat's row)."""
     conn.executemany(
-        "INSERT OR IGNORE INTO call_routes (call_id, channel, target) VALUES (?, ?, ?)",
-        [(call_id, r.target.channel, r.target.id) for r in routed],
+        "INSERT OR IGNORE INTO call_routes (call_id, channel, target) VALUES (?, ?, ?)", rows
     )
 
 
