@@ -13,13 +13,16 @@ import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot import __version__, export
+from bot import __version__, export, route_cli
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import REDACT
 from bot.logs import setup as setup_logging
 from storage.db import NoDatabase
+
+if TYPE_CHECKING:
+    from bot.config_file import FileConfig
 
 log = logging.getLogger("ria-calls-bot")
 
@@ -129,15 +132,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep N copies: FILE, FILE.1 (the one before), ... FILE.N-1",
     )
-    ro = sub.add_parser(
-        "route",
-        help="print where a call (RIA's JSON) would go, and why, without sending",
-        description="Reads the configuration file (CONFIG_FILE) and tells, for each call in "
-        "FILE (one RIA call record, or a list of them), which route matches and which chats "
-        "it would be sent to. Sends nothing, stores nothing.",
-    )
-    ro.add_argument("file", metavar="CALL.json", help="RIA's JSON for one call, or a list")
-    ro.add_argument("--account", metavar="NAME", help="as if this [[account]] reported it")
+    route_cli.add_parser(sub)
     fg = sub.add_parser("forget", help="erase a caller's calls, alerts and raw payloads")
     fg.add_argument("phone", metavar="PHONE", help="0671234567, +380671234567, 380671234567")
     export.add_parser(sub)
@@ -195,7 +190,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
             asyncio.run(Service(settings, config=args.file_config).run())
             return 0
         if command == "backfill":
-            return asyncio.run(backfill(settings, args.day_from, args.day_to))
+            return asyncio.run(backfill(settings, args.day_from, args.day_to, args.file_config))
         if command in ("stats", "missed"):
             return asyncio.run(print_answer(settings, command, " ".join(args.period)))
         if command == "summary":
@@ -213,9 +208,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
                 check(settings, show_webhook_url=args.show_webhook_url, config=args.file_config)
             )
         if command == "route":
-            from bot.route_cli import run as route
-
-            return route(settings, args.file_config, args.file, args.account)
+            return route_cli.run(settings, args.file_config, args.file, args.account)
         if command == "send-test":
             from bot.check import send_test
 
@@ -326,7 +319,9 @@ async def print_answer(settings: Settings, command: str, argument: str) -> int:
     return 1 if isinstance(reply, commands.ErrorReply) else 0
 
 
-async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
+async def backfill(
+    settings: Settings, day_from: date, day_to: date, config: FileConfig | None = None
+) -> int:
     """Fetch RIA's history in month-sized requests and store it. Missed calls younger than
     ALERT_MAX_AGE_MINUTES are alerted, as the poller would: whichever source stores a call
     first decides whether anyone hears of it, and a fresh call whose webhook was lost must
@@ -359,6 +354,10 @@ async def backfill(settings: Settings, day_from: date, day_to: date) -> int:
                 missed_statuses=settings.missed_statuses,
                 on_alerts=alerts.extend,
             )
+            if config is not None:  # routed like the service's own calls (issue 13)
+                from handlers.routing import route_fn
+
+                intake.route = route_fn(config.router(settings), intake.clock)
             poller = build_poller(settings, session, store, intake)
             assert poller is not None  # polling_enabled
             start = day_from

@@ -6,17 +6,34 @@ opens (or creates) a database.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bot.config import Settings
-from bot.config_file import FileConfig
-from handlers.ria.records import RecordError, decode_body, parse_records
-from handlers.routing import Router
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.config_file import FileConfig
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    ro: argparse.ArgumentParser = sub.add_parser(
+        "route",
+        help="print where a call (RIA's JSON) would go, and why, without sending",
+        description="Reads the configuration file (CONFIG_FILE) and tells, for each call in "
+        "FILE (one RIA call record, or a list of them), which route matches and which chats "
+        "it would be sent to. Sends nothing, stores nothing.",
+    )
+    ro.add_argument("file", metavar="CALL.json", help="RIA's JSON for one call, or a list")
+    ro.add_argument("--account", metavar="NAME", help="as if this [[account]] reported it")
+    return ro
 
 
 def run(settings: Settings, config: FileConfig | None, file: str, account: str | None) -> int:
+    from handlers.ria.records import RecordError, decode_body, parse_records
+    from handlers.routing import Router
+
     if config is None:
         router = Router(routes=(), default_targets=settings.alert_targets(), tz=settings.tz)
         print("no configuration file (CONFIG_FILE): every call goes to the default targets")

@@ -277,3 +277,99 @@ async def test_sighup_reloads_and_a_bad_file_keeps_the_old_routes(
     assert alerts(db)[3] == [("-100222", {})]  # the last good file still routes
     await telegram.wait_for_messages(1, chat_id="-100222")
     assert await service.stop() == 0
+
+
+async def test_hours_and_personal_copy_at_ingest(
+    services, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    # closed every day: the global hours make alerts silent; one route has its own (digest)
+    config = tmp_path / "routing.toml"
+    config.write_text(
+        '[hours]\nmon-sun = "closed"\nafter_hours = "silent"\n\n'
+        f'[[manager]]\nname = "Olena"\nphones = ["{OLENA}"]\ntelegram = 555000\npersonal = true\n\n'
+        '[[route]]\nmatch = { make = "Toyota" }\ntelegram = ["-100111"]\n'
+        'hours = { mon-sun = "closed", after_hours = "digest" }\n'
+    )
+    service = await services(CONFIG_FILE=str(config), **telegram_env(telegram))
+    calls = [
+        make_call(1, marka="Toyota"),
+        make_call(2, caller="0952222222", destination_phone="0990000000"),
+    ]
+    assert (await service.post(service.webhook_url, json=calls))[0] == 200
+    got = alerts(tmp_path / "calls.db")
+    assert got[1] == [
+        ("-100111", {"mode": "digest", "mention": "telegram:555000"}),
+        ("555000", {"mode": "silent"}),  # Olena's own chat: personal = true
+    ]
+    assert got[2] == [(GROUP, {"mode": "silent"})]
+    assert await service.stop() == 0
+
+
+MORE_BAD = [
+    ("[[route]\n", "1: syntax: "),
+    (
+        '[[account]]\nname = "Kyiv"\nuser_id = 1\napi_key = "env:NO_SUCH_VARIABLE_X"\n',
+        "4: account[1].api_key: env:NO_SUCH_VARIABLE_X: the environment variable",
+    ),
+    (
+        '[[route]]\nmatch = { colour = "red" }\ntelegram = ["-100111"]\n',
+        "2: route[1].match.colour: unknown key",
+    ),
+    (
+        '[[route]]\nmatch = { make = "BMW" }\ntelegram = ["-100111/general"]\n',
+        '3: route[1].telegram: "-100111/general": "general" is not a topic id',
+    ),
+]
+
+
+@pytest.mark.parametrize("text,expected", MORE_BAD)
+async def test_more_bad_files(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    env = base_env(
+        tmp_path, CONFIG_FILE=str(config), TELEGRAM_BOT_TOKEN=TG_TOKEN, TELEGRAM_CHAT_IDS=GROUP
+    )
+    code, out, err = await run_cli(env, tmp_path, "check", timeout=30)
+    assert code == 2, out + err
+    assert err.startswith(f"config error: {config}:{expected}"), err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+async def test_route_without_a_file_and_a_missing_config_file(tmp_path: Path) -> None:
+    call = tmp_path / "call.json"
+    call.write_text(json.dumps(make_call(9)))
+    env = base_env(tmp_path)
+    code, out, err = await run_cli(env, tmp_path, "route", str(call))
+    assert code == 0, err
+    assert "no configuration file" in out
+    assert "-> console:stdout (default)" in out
+    env = base_env(tmp_path, CONFIG_FILE=str(tmp_path / "missing.toml"))
+    code, out, err = await run_cli(env, tmp_path, "route", str(call))
+    assert code == 2
+    assert err.strip() == f"config error: CONFIG_FILE: {tmp_path / 'missing.toml'}: no such file"
+    assert not (tmp_path / "calls.db").exists()
+
+
+def test_hours_next_opening() -> None:
+    # the digest (RT-edge) is sent at the next opening: holidays and closed days skipped
+    from datetime import date, datetime
+    from datetime import time as t
+    from zoneinfo import ZoneInfo
+
+    from handlers.routing import Hours
+
+    kyiv = ZoneInfo("Europe/Kyiv")
+    hours = Hours(
+        {0: ((t(9), t(13)), (t(14), t(19))), 4: ((t(9), t(19)),)},
+        frozenset({date(2026, 12, 4)}),
+        "digest",
+    )
+    monday_noon = datetime(2026, 11, 30, 13, 30, tzinfo=kyiv)  # the lunch break
+    assert not hours.is_open(monday_noon)
+    assert hours.next_opening(monday_noon) == datetime(2026, 11, 30, 14, 0, tzinfo=kyiv)
+    evening = datetime(2026, 11, 30, 19, 0, tzinfo=kyiv)
+    # Friday 4 Dec is a holiday: the Monday after
+    assert hours.next_opening(evening) == datetime(2026, 12, 7, 9, 0, tzinfo=kyiv)
+    open_now = datetime(2026, 11, 30, 10, 0, tzinfo=kyiv)
+    assert hours.is_open(open_now) and hours.next_opening(open_now) == open_now
+    assert hours.mode_at(evening) == "digest" and hours.mode_at(open_now) == "normal"
