@@ -142,6 +142,12 @@ class _Locator:
                         break
             else:
                 return 1
+        elif (
+            rest
+            and isinstance(rest[0], str)
+            and (found := [i for i, h, _ in self.headers if h.split(".")[0] == rest[0]])
+        ):
+            return found[0] + 1  # an unknown table: its header
         else:
             end = first_header
         at = start

@@ -306,6 +306,7 @@ async def test_hours_and_personal_copy_at_ingest(
 
 
 MORE_BAD = [
+    ('[[route]]\ntelegram = ["-100111"]\n\n[colours]\nx = 1\n', "4: colours: unknown key"),
     ("[[route]\n", "1: syntax: "),
     (
         '[[account]]\nname = "Kyiv"\nuser_id = 1\napi_key = "env:NO_SUCH_VARIABLE_X"\n',
