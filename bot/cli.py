@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in exc.lines:
                 print(f"config error: {line}", file=sys.stderr)
             return 2
+        if args.file_config is not None:  # the accounts' keys and webhook secrets
+            REDACT.add(args.file_config.secrets())
     # what the service prints on stdout is its own business (the one URL it shows on
     # purpose); everything else any command prints is redacted like the logs
     with redacted_output(stdout=command != "run"):

@@ -79,7 +79,7 @@ class Hours:
         parts = []
         for day in range(7):
             spans = self.days.get(day, ())
-            text = ",".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in spans) or "closed"
+            text = ",".join(f"{a:%H:%M}-{_hhmm(b)}" for a, b in spans) or "closed"
             parts.append(f"{DAYS[day]} {text}")
         extra = f"; {len(self.holidays)} holiday(s)" if self.holidays else ""
         return f"{'; '.join(parts)}{extra}; after hours: {self.after_hours}"
@@ -261,6 +261,10 @@ class Router:
                 + (f" ({', '.join(ids)}{personal})" if ids else "")
             )
         return lines
+
+
+def _hhmm(end: time) -> str:
+    return "24:00" if end == time.max else f"{end:%H:%M}"
 
 
 def _norm(key: str, value: str) -> str:
