@@ -82,7 +82,10 @@ async def check(
         channels = make_channels(s)
         telegram = channels.get("telegram")
         if isinstance(telegram, TelegramChannel):
-            await _check_telegram(s, telegram, report)
+            # the routes' chats and managers' private chats too (issue 13)
+            routed = config.router(s).all_targets() if config is not None else set()
+            extra = sorted(t.id for t in routed if t.channel == "telegram")
+            await _check_telegram(s, telegram, report, extra)
         elif not s.slack_enabled:
             report.line(None, "no chat configured: alerts print to the console")
         slack = channels.get("slack")
@@ -150,7 +153,9 @@ async def _check_ria(s: Settings, store: Store, report: Report) -> None:
             report.line(False, f"{exc}: {exc.fix}" if exc.fix else str(exc))
 
 
-async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report) -> None:
+async def _check_telegram(
+    s: Settings, telegram: TelegramChannel, report: Report, extra: list[str] | None = None
+) -> None:
     from telegram.error import TelegramError
 
     bot = telegram.app.bot
@@ -161,7 +166,7 @@ async def _check_telegram(s: Settings, telegram: TelegramChannel, report: Report
     except TelegramError as exc:
         report.line(False, f"Telegram: {exc.message}")
         return
-    for chat in s.telegram_chat_ids:
+    for chat in dict.fromkeys([*s.telegram_chat_ids, *(extra or [])]):
         try:
             info = await bot.get_chat(chat_id(chat))
             title = info.title or info.full_name or info.username or chat

@@ -173,6 +173,7 @@ async def test_check_prints_the_routing_table(tmp_path: Path, telegram: FakeTele
     assert f"route 2 (line 15): make in [Toyota, Lexus] -> telegram:{GROUP}/42" in out
     assert f"otherwise -> telegram:{GROUP}" in out
     assert "manager Olena: +380731375686 (telegram 555000)" in out
+    assert "✓ Telegram chat -100444: supergroup" in out  # the routes' chats are reached too
 
 
 BAD_FILES = [
