@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench.common import REPO, start_service, stop_quietly, webhook_record
-from tests.conftest import GROUP, telegram_env
+from tests.conftest import GROUP, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, FakeRia
 from tests.fakes.telegram import FakeTelegram
 from tests.service import Service
@@ -187,7 +187,8 @@ async def _all_stored(db: Path, ids: list[int], timeout: float) -> list[int]:
 
 async def run(minutes: float, workdir: Path) -> dict[str, Any]:
     soak = Soak(minutes, workdir)
-    async with FakeTelegram() as telegram, FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
+    telegram_fake = FakeTelegram(token=TG_TOKEN)
+    async with telegram_fake as telegram, FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
         env: dict[str, Any] = {
             **telegram_env(telegram),
             "RIA_API_KEY": RIA_KEY,
