@@ -177,6 +177,10 @@ def _parse(path: Path, data: Mapping[str, Any], settings: Settings, loc: _Locato
         cfg.accounts.append(_account(_table(raw, ("account", i)), ("account", i), cfg.accounts))
     for i, raw in enumerate(_array(data.get("manager", []), ("manager",))):
         cfg.managers.append(_manager(_table(raw, ("manager", i)), ("manager", i), cfg.managers))
+        if cfg.managers[-1].personal and not settings.telegram_enabled:
+            raise _Bad(
+                ("manager", i, "personal"), "needs TELEGRAM_BOT_TOKEN (the copy goes by Telegram)"
+            )
     for i, raw in enumerate(_array(data.get("route", []), ("route",))):
         key: Key = ("route", i)
         route = _route(_table(raw, key), key, cfg, settings, loc.line_of(key))

@@ -307,6 +307,10 @@ async def test_hours_and_personal_copy_at_ingest(
 
 
 MORE_BAD = [
+    (
+        '[[manager]]\nname = "Olena"\nphones = ["0731375686"]\ntelegram = 1\npersonal = true\n',
+        "5: manager[1].personal: needs TELEGRAM_BOT_TOKEN",
+    ),
     ('[[route]]\ntelegram = ["-100111"]\n\n[colours]\nx = 1\n', "4: colours: unknown key"),
     ("[[route]\n", "1: syntax: "),
     (
@@ -328,8 +332,9 @@ MORE_BAD = [
 async def test_more_bad_files(tmp_path: Path, text: str, expected: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
+    telegram = {} if "TELEGRAM_BOT_TOKEN" in expected else {"TELEGRAM_BOT_TOKEN": TG_TOKEN}
     env = base_env(
-        tmp_path, CONFIG_FILE=str(config), TELEGRAM_BOT_TOKEN=TG_TOKEN, TELEGRAM_CHAT_IDS=GROUP
+        tmp_path, CONFIG_FILE=str(config), TELEGRAM_CHAT_IDS=GROUP if telegram else "", **telegram
     )
     code, out, err = await run_cli(env, tmp_path, "check", timeout=30)
     assert code == 2, out + err
