@@ -76,11 +76,18 @@ class Hours:
         return "normal" if self.is_open(moment) else self.after_hours
 
     def describe(self) -> str:
+        texts = [
+            ",".join(f"{a:%H:%M}-{_hhmm(b)}" for a, b in self.days.get(day, ())) or "closed"
+            for day in range(7)
+        ]
         parts = []
-        for day in range(7):
-            spans = self.days.get(day, ())
-            text = ",".join(f"{a:%H:%M}-{_hhmm(b)}" for a, b in spans) or "closed"
-            parts.append(f"{DAYS[day]} {text}")
+        first = 0
+        for day in range(1, 8):  # runs of days with the same hours: "mon-fri 09:00-19:00"
+            if day == 7 or texts[day] != texts[first]:
+                last = day - 1
+                days = DAYS[first] if first == last else f"{DAYS[first]}-{DAYS[last]}"
+                parts.append(f"{days} {texts[first]}")
+                first = day
         extra = f"; {len(self.holidays)} holiday(s)" if self.holidays else ""
         return f"{'; '.join(parts)}{extra}; after hours: {self.after_hours}"
 
