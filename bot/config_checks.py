@@ -54,10 +54,14 @@ def dotenv_problems(path: Path, fields: set[str]) -> list[str]:
 def database_problem(path: str, exc: BaseException) -> str:
     """One config-error line for a database that cannot be opened or created."""
     where = Path(path).expanduser().absolute()
+    # a "folder" on the way that is a file: SQLite only says "unable to open database file"
+    blocker = next((p for p in where.parents if p.exists() and not p.is_dir()), None)
     if where.is_dir():
         reason = "that is a folder, not a file"
     elif isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:
         reason = f"{exc.filename} is a file, not a folder"
+    elif blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
     elif isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
     else:

@@ -78,9 +78,14 @@ def tighten(path: Path, *, folder: bool = True) -> list[str]:
     for suffix in _SIDE_FILES:
         file = path.with_name(path.name + suffix)
         try:
-            mode = stat.S_IMODE(file.stat().st_mode)
-        except FileNotFoundError:
+            st = file.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            # nothing there, or its "folder" is a file: no database to protect, and the
+            # single config error about DATABASE_PATH says what is wrong with the path
             continue
+        if not stat.S_ISREG(st.st_mode):
+            continue  # DATABASE_PATH naming a folder: never chmod what is not our file
+        mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
             # only taken away: a read-only file stays read-only (a config error to report)
             os.chmod(file, mode & ~0o077)
@@ -89,6 +94,8 @@ def tighten(path: Path, *, folder: bool = True) -> list[str]:
         return changed
     parent = path.parent
     try:
+        if not parent.is_dir():
+            return changed
         mode = stat.S_IMODE(parent.stat().st_mode)
         ours = all(_ours(entry, path.name) for entry in parent.iterdir())
     except OSError:
