@@ -53,7 +53,8 @@ async def forget(settings: Settings, phone: str) -> int:
     finally:
         await store.close()
     print(
-        f"forgot {e164}: {done.calls} call(s), {done.messages} alert(s) and other messages, "
+        f"forgot {e164}: {done.calls} call(s), {done.alerts} alert(s), "
+        f"{done.other_messages} other message(s) (edits, reminders), "
         f"{done.rejected_payloads} raw payload(s) kept as rejected"
     )
     if done.calls or done.rejected_payloads:
