@@ -38,6 +38,7 @@ from bot.logs import REDACT
 from bot.reminders import Reminders
 from bot.routing_setup import install as install_routing
 from bot.routing_setup import reload as reload_routing
+from bot.routing_setup import routed_chats
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
 from handlers.chat import commands
@@ -115,13 +116,18 @@ class Service:
         self.channels: dict[str, Channel] = {}
         self.summaries: SummaryScheduler | None = None
 
-    async def answer(self, command: str, argument: str) -> commands.Reply:
+    async def answer(
+        self, command: str, argument: str, scope: tuple[str, str] | None = None
+    ) -> commands.Reply:
+        # scope: None in a chat of TELEGRAM_CHAT_IDS / SLACK_CHANNEL_IDS (every call), else
+        # (channel, chat): a route's chat sees the calls routed to it (issue 13)
         return await commands.answer(
             command,
             argument,
             store=self.store,
             tz=self.settings.tz,
             callback_within_s=self.settings.callback_within_minutes * 60,
+            scope=scope,
         )
 
     async def run(self) -> None:
@@ -218,8 +224,14 @@ class Service:
                 render=lambda reply: render.reply(reply, "html", s.language, s.tz),
                 refusal=i18n.t(s.language, "refusal"),
                 send=telegram.send_now,
+                routed=lambda: routed_chats("telegram"),
             )
-            register_callbacks(telegram.app, chat_ids=s.telegram_chat_ids, callbacks=self.callbacks)
+            register_callbacks(
+                telegram.app,
+                chat_ids=s.telegram_chat_ids,
+                callbacks=self.callbacks,
+                routed=lambda: routed_chats("telegram"),
+            )
             if s.telegram_webhook_mode:
                 app.add_routes(telegram.routes())
         slack = self.channels.get("slack")
@@ -286,8 +298,14 @@ class Service:
             message=slack_message,
             refusal=i18n.t(s.language, "refusal"),
             send=slack.send_now,
+            routed=lambda: routed_chats("slack"),
         )
-        slack_callbacks(slack.app, channel_ids=s.slack_channel_ids, callbacks=self.callbacks)
+        slack_callbacks(
+            slack.app,
+            channel_ids=s.slack_channel_ids,
+            callbacks=self.callbacks,
+            routed=lambda: routed_chats("slack"),
+        )
         if s.slack_signing_secret is not None:
             app.add_routes(slack.routes())
         if s.slack_signing_secret is None and s.slack_app_token is None:

@@ -13,11 +13,21 @@ from bot.config import ConfigError, Settings
 from bot.config_file import FileConfig, config_path, load
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.names import set_managers
+from bot.hours import set_hours
 from bot.logs import REDACT
 from handlers.intake import Intake
 from handlers.routing import route_fn
 
 log = logging.getLogger(__name__)
+
+# the chats only a route sends to, per channel: their commands and presses are taken, scoped
+# to their own calls (chats of TELEGRAM_CHAT_IDS / SLACK_CHANNEL_IDS see everything)
+_routed: dict[str, frozenset[str]] = {}
+
+
+def routed_chats(channel: str) -> frozenset[str]:
+    """The chats of `channel` that the routing file sends alerts to (empty without a file)."""
+    return _routed.get(channel, frozenset())
 
 
 def install(
@@ -28,11 +38,18 @@ def install(
     # (frozen Manager values: read-only attributes, which names' Protocol does not declare)
     managers: list[Any] = list(config.managers) if config is not None else []
     set_managers(managers)
+    # digest alerts wait for the global [hours]' opening (bot/hours); none: never held
+    set_hours(config.hours if config is not None else None, settings.tz)
     if config is None:
         intake.route = None
+        _routed.clear()
         return
     REDACT.add(config.secrets())
     router = config.router(settings)
+    defaults = set(router.default_targets)
+    _routed.clear()
+    for target in router.all_targets() - defaults:
+        _routed[target.channel] = _routed.get(target.channel, frozenset()) | {target.id}
     intake.route = route_fn(router, intake.clock)
     # the dispatcher serves only the targets it knows: add the routes' (and keep the old
     # ones, so rows already queued for a target a reload dropped still go out)
@@ -62,4 +79,4 @@ def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
     return True
 
 
-__all__ = ["install", "reload"]
+__all__ = ["install", "reload", "routed_chats"]

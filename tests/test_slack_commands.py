@@ -44,7 +44,7 @@ async def make_bot(fake: FakeSlack, **kwargs: str) -> Bot:
     channel = SlackChannel(build_client(DEFAULT_BOT_TOKEN, fake.api_url), **kwargs)
     bot = Bot(channel)
 
-    async def answer(command: str, argument: str) -> Reply:
+    async def answer(command: str, argument: str, scope: object = None) -> Reply:
         bot.asked.append((command, argument))
         await asyncio.sleep(bot.delay)
         return HelpReply()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Set
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -28,7 +28,17 @@ COMMANDS = ("stats", "missed", "help")
 # A workspace where /stats is taken can name the commands /ria-stats, /ria-missed, ...
 _PREFIXES = ("ria-", "ria_")
 
-AnswerFn = Callable[[str, str], Awaitable[Reply]]
+# (command, argument, scope): scope None = every call (a channel of SLACK_CHANNEL_IDS), else
+# ("slack", channel): the calls routed to that channel only (issue 13)
+AnswerFn = Callable[[str, str, tuple[str, str] | None], Awaitable[Reply]]
+# the channels the routing file sends alerts to (read at every event: SIGHUP may change them)
+RoutedFn = Callable[[], Set[str]]
+
+
+def _none() -> Set[str]:
+    return frozenset()
+
+
 RenderFn = Callable[[Reply], str]  # a reply as mrkdwn
 MessageFn = Callable[[str], dict[str, Any]]  # mrkdwn -> {"text": ..., "blocks": [...]}
 # posts to a channel within the channel's rate limit (it may be busy with alerts)
@@ -53,25 +63,29 @@ def register(
     message: MessageFn,
     refusal: str,
     send: SendFn,
+    routed: RoutedFn = _none,
 ) -> None:
     """Answer in the configured channels; a short refusal, seen only by the asker, elsewhere.
 
     A slash command is always ours (Slack routes only the app's own commands), so an unknown
     word gets "unknown command"; a mention whose first word is not a command gets nothing."""
-    allowed = frozenset(channel_ids)
+    everything = frozenset(channel_ids)
+
+    def scope_of(channel: str) -> tuple[str, str] | None:
+        return None if channel in everything else ("slack", channel)
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()  # within Slack's 3 s; the answer follows through response_url
         channel = str(command.get("channel_id", ""))
         word = command_word(str(command.get("command", "")))
         try:
-            if channel not in allowed:
+            if channel not in everything and channel not in routed():
                 log.info(
                     "slack: refused /%s from channel %s (not in SLACK_CHANNEL_IDS)", word, channel
                 )
                 result = await respond(text=refusal, response_type="ephemeral")
             else:
-                reply = await answer(word, str(command.get("text", "")))
+                reply = await answer(word, str(command.get("text", "")), scope_of(channel))
                 # in_channel: the team sees the answer, as in a Telegram group
                 result = await respond(response_type="in_channel", **message(render(reply)))
             if result.status_code != 200:
@@ -92,7 +106,7 @@ def register(
             log.debug("slack: a mention that is not a command (%r): no answer", command[:40])
             return
         try:
-            if channel not in allowed:
+            if channel not in everything and channel not in routed():
                 log.info(
                     "slack: refused a mention in channel %s (not in SLACK_CHANNEL_IDS)", channel
                 )
@@ -100,7 +114,7 @@ def register(
                     channel=channel, user=str(event.get("user", "")), text=refusal
                 )
                 return
-            reply = await answer(command, argument)
+            reply = await answer(command, argument, scope_of(channel))
             await send(channel, render(reply), thread_ts=thread)
         except Exception as exc:
             log.warning("slack: could not answer a mention (%s): %s", command or "help", exc)
@@ -114,7 +128,13 @@ def register(
 ACTION_ID = re.compile(r"^called_back:(\d{1,18})$")
 
 
-def register_callbacks(app: AsyncApp, *, channel_ids: Iterable[str], callbacks: Callbacks) -> None:
+def register_callbacks(
+    app: AsyncApp,
+    *,
+    channel_ids: Iterable[str],
+    callbacks: Callbacks,
+    routed: RoutedFn = _none,
+) -> None:
     """block_actions of "✅ Called back": acked at once (Slack wants it within 3 s), counted
     in the configured channels only, confirmed to the presser alone (an ephemeral); the
     edit of the alert (chat.update) follows through the outbox."""
@@ -134,7 +154,7 @@ def register_callbacks(app: AsyncApp, *, channel_ids: Iterable[str], callbacks: 
         try:
             if match is None or not ts:
                 return
-            if channel not in allowed:
+            if channel not in allowed and channel not in routed():
                 log.info("slack: refused a press in channel %s (not in SLACK_CHANNEL_IDS)", channel)
                 answer = callbacks.refused()
             else:

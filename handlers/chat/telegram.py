@@ -10,9 +10,9 @@ import logging
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Set
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -30,7 +30,12 @@ log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "help", "stats", "missed")
 
-AnswerFn = Callable[[str, str], Awaitable[Reply]]
+# (command, argument, scope): scope None = every call (a chat of TELEGRAM_CHAT_IDS), else
+# ("telegram", chat id): the calls routed to that chat only (issue 13)
+Scope = tuple[str, str] | None
+AnswerFn = Callable[[str, str, Scope], Awaitable[Reply]]
+# the chats the routing file sends alerts to (read at every update: SIGHUP may change them)
+RoutedFn = Callable[[], Set[str]]
 RenderFn = Callable[[Reply], str]
 # sends a message to a chat within the channel's rate limits (the chat may be busy with alerts)
 SendFn = Callable[[str, str], Awaitable[object]]
@@ -85,6 +90,22 @@ def chat_filter(chat_ids: Iterable[str]) -> filters.BaseFilter:
     return filters.Chat(chat_id=ids, username=names, allow_empty=False)
 
 
+class RoutedChats(filters.MessageFilter):
+    """A chat that only a route sends to (not in TELEGRAM_CHAT_IDS): its commands and presses
+    are taken, scoped to its own calls. Asks `routed` each time, so a reload counts at once."""
+
+    def __init__(self, routed: RoutedFn) -> None:
+        super().__init__(name="RoutedChats")
+        self.routed = routed
+
+    def filter(self, message: Message) -> bool:
+        return str(message.chat_id) in self.routed()
+
+
+def _none() -> Set[str]:
+    return frozenset()
+
+
 def register(
     application: Application,
     *,
@@ -94,6 +115,7 @@ def register(
     refusal: str,
     send: SendFn,
     gate: RefusalGate | None = None,
+    routed: RoutedFn = _none,
 ) -> None:
     """Answer our commands in the configured chats; a short refusal anywhere else.
 
@@ -102,7 +124,8 @@ def register(
     it compares the suffix with getMe's username), so `/stats@other_bot` and `/ban` go by
     unanswered there. In a private chat every command is for us: an unknown one gets the help.
     """
-    allowed = chat_filter(list(chat_ids))
+    everything = chat_filter(list(chat_ids))
+    allowed = everything | RoutedChats(routed)
     refusals = gate or RefusalGate()
     private = filters.ChatType.PRIVATE
 
@@ -110,8 +133,10 @@ def register(
         message = update.effective_message
         if message is None:
             return
+        # a chat of TELEGRAM_CHAT_IDS sees every call; a routed chat only the calls routed to it
+        scope = None if everything.check_update(update) else ("telegram", str(message.chat_id))
         try:
-            result = await answer(command, argument)
+            result = await answer(command, argument, scope)
             await send(str(message.chat_id), render(result))
         except Exception as exc:  # the platform's error, already worded for a log line
             log.warning("telegram: could not answer /%s: %s", command, exc)
@@ -156,7 +181,11 @@ CALLBACK_DATA = re.compile(r"^cb:(\d{1,18})$")
 
 
 def register_callbacks(
-    application: Application, *, chat_ids: Iterable[str], callbacks: Callbacks
+    application: Application,
+    *,
+    chat_ids: Iterable[str],
+    callbacks: Callbacks,
+    routed: RoutedFn = _none,
 ) -> None:
     """Presses of "✅ Called back": counted in the configured chats only, answered at once
     (answerCallbackQuery, a toast for the presser); the edit of the alert follows through
@@ -177,7 +206,11 @@ def register_callbacks(
                 await query.answer()  # not ours (an old keyboard): stop the spinner
                 return
             chat = message.chat
-            if str(chat.id) not in ids and (chat.username or "").lower() not in names:
+            if (
+                str(chat.id) not in ids
+                and (chat.username or "").lower() not in names
+                and str(chat.id) not in routed()
+            ):
                 log.info("telegram: refused a press in chat %s (not in TELEGRAM_CHAT_IDS)", chat.id)
                 await query.answer(callbacks.refused())
                 return
