@@ -16,7 +16,13 @@ async def run(settings: Settings, file: str, keep: int) -> int:
         return 2
     # a thread: the copy of a large database must not look like a hung process to a
     # signal, and this keeps the CLI's commands alike (async all the way)
-    result = await asyncio.to_thread(backup, Path(settings.database_path), Path(file), keep=keep)
+    try:
+        result = await asyncio.to_thread(
+            backup, Path(settings.database_path), Path(file), keep=keep
+        )
+    except ValueError as exc:  # FILE is the database itself: one line, not a traceback
+        print(f"backup: {file}: {exc}; give another file", file=sys.stderr)
+        return 2
     print(
         f"backup: {result.path} ({result.calls} calls, {result.size / 1024:.0f} KiB, integrity ok)"
     )
