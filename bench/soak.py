@@ -147,6 +147,13 @@ class Soak:
             await asyncio.sleep(10)
 
 
+def _is_alert(text: str) -> bool:
+    """An alert (one missed call, or several coalesced), not a /missed answer, which lists
+    the same numbers under another title."""
+    first = text.split("\n", 1)[0]
+    return first.startswith("🔴") and ("Пропущен" in first or "issed call" in first)
+
+
 def old_env(service: Service) -> dict[str, Any]:
     return {k: v for k, v in service.env.items() if k.startswith(("TELEGRAM", "RIA", "CALL"))}
 
@@ -213,7 +220,7 @@ async def run(minutes: float, workdir: Path) -> dict[str, Any]:
         per_number = Counter(
             number
             for m in telegram.messages_for(GROUP)
-            if m["method"] == "sendMessage"
+            if m["method"] == "sendMessage" and _is_alert(m.get("plain_text") or "")
             for number in set(PHONE.findall(m.get("plain_text") or m.get("text") or ""))
         )
         alerted = {n for n in soak.missed.values() if per_number[n]}
