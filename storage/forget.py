@@ -42,18 +42,22 @@ def forget_caller(db: sqlite_utils.Database, *, e164: str, spellings: Sequence[s
                 )
             }
             others = _trim_reminders(conn, ids)
-            found_ids = ",".join(str(i) for i in sorted(ids))  # integers from the table
+            found = tuple(sorted(ids))
+            id_marks = ",".join("?" * len(found))
             alerts = conn.execute(
-                f"DELETE FROM outbox WHERE kind = 'missed_call' AND call_id IN ({found_ids})"
+                f"DELETE FROM outbox WHERE kind = 'missed_call' AND call_id IN ({id_marks})",
+                found,
             ).rowcount
-            others += conn.execute(f"DELETE FROM outbox WHERE call_id IN ({found_ids})").rowcount
+            others += conn.execute(
+                f"DELETE FROM outbox WHERE call_id IN ({id_marks})", found
+            ).rowcount
             calls = conn.execute(
                 f"DELETE FROM calls WHERE {calls_where}", (*forms, *forms)
             ).rowcount
             # a raw body is bytes in whatever encoding came: search it as text, per spelling
-            found = " OR ".join("instr(CAST(body AS TEXT), ?) > 0" for _ in forms)
+            matches = " OR ".join("instr(CAST(body AS TEXT), ?) > 0" for _ in forms)
             rejected = conn.execute(
-                f"DELETE FROM rejected_payloads WHERE {found}", tuple(forms)
+                f"DELETE FROM rejected_payloads WHERE {matches}", tuple(forms)
             ).rowcount
     finally:
         db.conn.execute("PRAGMA secure_delete = OFF")
