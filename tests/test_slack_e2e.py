@@ -87,8 +87,11 @@ async def test_only_slack_sample_alerts_and_signed_stats_today(services, slack) 
     assert len(wanted) == 3
     messages = await slack.wait_for_messages(3, channel=CHANNEL, timeout=15)
     assert alerted(messages, SAMPLE) == wanted
-    for m in messages:  # Block Kit with a plain fallback
-        assert [b["type"] for b in m["blocks"]] == ["section"]
+    for m in messages:  # Block Kit with a plain fallback, and the callback loop's button
+        assert [b["type"] for b in m["blocks"]] == ["section", "actions"]
+        [button] = m["blocks"][1]["elements"]
+        assert button["type"] == "button" and button["text"]["text"].startswith("✅")
+        assert button["action_id"] == f"called_back:{button['value']}"
         assert m["text"] and "<tel:" not in m["text"]
     assert slack.rate_limited == 0
     answered = to_e164(next(r for r in SAMPLE if r["status"] == "ANSWER")["caller_phone"])
