@@ -38,7 +38,7 @@ from bot.logs import REDACT
 from bot.reminders import Reminders
 from bot.routing_setup import install as install_routing
 from bot.routing_setup import reload as reload_routing
-from bot.routing_setup import routed_chats
+from bot.routing_setup import routed_chats, routed_targets
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
 from handlers.chat import commands
@@ -261,7 +261,7 @@ class Service:
                 coalesce=True,
             )
         self.summaries = SummaryScheduler.from_settings(
-            s, self.store, submit=self.dispatcher.submit, poller=self.poller
+            s, self.store, submit=self.dispatcher.submit, poller=self.poller, routed=routed_targets
         )
         self.summaries.schedule(self.scheduler)
         Reminders(

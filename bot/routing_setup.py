@@ -17,6 +17,7 @@ from bot.hours import set_hours
 from bot.logs import REDACT
 from handlers.intake import Intake
 from handlers.routing import route_fn
+from storage.outbox import Target
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ _routed: dict[str, frozenset[str]] = {}
 def routed_chats(channel: str) -> frozenset[str]:
     """The chats of `channel` that the routing file sends alerts to (empty without a file)."""
     return _routed.get(channel, frozenset())
+
+
+def routed_targets() -> list[Target]:
+    """Every chat only a route sends to, as targets (each gets its own summary)."""
+    return sorted(Target(ch, c) for ch, chats in _routed.items() for c in chats)
 
 
 def install(
@@ -79,4 +85,4 @@ def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
     return True
 
 
-__all__ = ["install", "reload", "routed_chats"]
+__all__ = ["install", "reload", "routed_chats", "routed_targets"]

@@ -303,8 +303,11 @@ SELECT caller_e164, attempts, last_at, EXISTS (
 """
 
 
+_ROUTED_TO = " AND call_id IN (SELECT call_id FROM call_routes WHERE channel = ? AND target = ?)"
+
+
 def missed_report(
-    db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50
+    db: sqlite_utils.Database, start: int, end: int, *, limit: int = 50, scope: Scope = None
 ) -> MissedReport:
     """Callers with a missed call in [start, end) and whether they got through later.
 
@@ -316,7 +319,12 @@ def missed_report(
     cannot be called back and are left out.
     """
     conn = db.conn
-    rows = [r for r in conn.execute(_MISSED_SQL, (start, end)) if r[0] != ""]
+    sql = _MISSED_SQL
+    params: tuple[object, ...] = (start, end)
+    if scope is not None:  # a route's chat: its routed missed calls (issue 13)
+        sql = sql.replace("AND missed = 1", "AND missed = 1" + _ROUTED_TO)
+        params = (start, end, *scope)
+    rows = [r for r in conn.execute(sql, params) if r[0] != ""]
     waiting = [(caller, attempts, last_at) for caller, attempts, last_at, got in rows if not got]
     waiting.sort(key=lambda r: (-r[2], r[0]))
     callers = [_missed_caller(conn, start, end, *r) for r in waiting[: max(limit, 0)]]

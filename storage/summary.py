@@ -25,6 +25,11 @@ GROUP BY slot
 """
 
 
+_ROUTED_TO = (
+    "AND call_id IN (SELECT call_id FROM call_routes WHERE channel = :channel AND target = :target)"
+)
+
+
 @dataclass(frozen=True, order=True)
 class Slot:
     """Calls that started in [start, start + SLOT_S)."""
@@ -35,9 +40,17 @@ class Slot:
     missed: int
 
 
-def slots(db: sqlite_utils.Database, start: int, end: int) -> list[Slot]:
-    """Non-empty 15-minute slots of calls with start <= started_at < end, in time order."""
-    rows = db.conn.execute(_SLOTS_SQL, {"start": start, "end": end})
+def slots(
+    db: sqlite_utils.Database, start: int, end: int, scope: tuple[str, str] | None = None
+) -> list[Slot]:
+    """Non-empty 15-minute slots of calls with start <= started_at < end, in time order;
+    with `scope` (channel, chat) only the calls routed to that chat (issue 13)."""
+    sql = _SLOTS_SQL
+    params: dict[str, object] = {"start": start, "end": end}
+    if scope is not None:
+        sql = sql.replace("GROUP BY", _ROUTED_TO + "\nGROUP BY")
+        params |= {"channel": scope[0], "target": scope[1]}
+    rows = db.conn.execute(sql, params)
     return sorted(
         Slot(slot * SLOT_S, total, answered or 0, missed or 0)
         for slot, total, answered, missed in rows

@@ -155,6 +155,7 @@ def build(
     now: float,
     waiting_limit: int = WAITING_LIMIT,
     within_s: float | None = None,  # the callback promise; None: no callback figures
+    scope: tuple[str, str] | None = None,  # (channel, chat): only the calls routed to it
 ) -> Summary:
     """Everything a summary shows, for the period that holds `day`, as of `now`.
 
@@ -167,13 +168,13 @@ def build(
     before_cutoff = before_period.end if cutoff >= period.end else week_earlier(cutoff, tz)
     before_cutoff = max(before_period.start, min(before_cutoff, before_period.end))
 
-    stats = period_stats(db, period.start, cutoff, top=TOP_CARS, within_s=within_s)
-    before = period_stats(db, before_period.start, before_cutoff, top=0)
-    missed = missed_report(db, period.start, cutoff, limit=waiting_limit)
+    stats = period_stats(db, period.start, cutoff, top=TOP_CARS, within_s=within_s, scope=scope)
+    before = period_stats(db, before_period.start, before_cutoff, top=0, scope=scope)
+    missed = missed_report(db, period.start, cutoff, limit=waiting_limit, scope=scope)
 
     hours = [Bucket()] * 24
     days = {period.first_day + timedelta(days=i): Bucket() for i in range(period.days)}
-    for slot in sql.slots(db, period.start, cutoff):
+    for slot in sql.slots(db, period.start, cutoff, scope):
         local = datetime.fromtimestamp(slot.start, tz)
         bucket = Bucket(slot.total, slot.answered, slot.missed)
         hours[local.hour] += bucket

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -143,9 +143,10 @@ async def summary_items(
     now: float,
     with_chart: bool = True,
     within_s: float | None = None,  # the callback promise: the callback figures (issue 12)
+    scope: tuple[str, str] | None = None,  # a route's chat: its calls only (issue 13)
 ) -> tuple[Summary, list[OutboxItem]]:
     """Build the summary once and make one outbox item per target (not yet inserted)."""
-    s = await store.run(build, kind, day, tz, now=now, within_s=within_s)
+    s = await store.run(build, kind, day, tz, now=now, within_s=within_s, scope=scope)
     texts = {fmt: summary_text.text(s, fmt, lang, tz) for fmt in FORMATS}
     png = await draw_chart(s, lang, tz) if with_chart else None
     data = payload(s, texts, png)
@@ -178,8 +179,12 @@ class SummaryScheduler:
         clock: Callable[[], float] = time.time,
         reconcile_timeout: float = RECONCILE_TIMEOUT_S,
         within_s: float | None = None,
+        routed: Callable[[], Iterable[Target]] = tuple,
     ) -> None:
         self.within_s = within_s
+        # the chats only a route sends to (issue 13): each gets its own summary over the
+        # calls routed to it; asked at every tick, so a SIGHUP reload counts at once
+        self.routed = routed
         self.store = store
         self.targets = list(targets)
         self.tz = tz
@@ -202,6 +207,7 @@ class SummaryScheduler:
         *,
         submit: Callable[[list[OutboxItem]], None],
         poller: RiaPoller | None,
+        routed: Callable[[], Iterable[Target]] = tuple,
     ) -> SummaryScheduler:
         return cls(
             store,
@@ -213,6 +219,7 @@ class SummaryScheduler:
             submit=submit,
             poller=poller,
             within_s=promise_s(settings),
+            routed=routed,
         )
 
     @property
@@ -255,17 +262,25 @@ class SummaryScheduler:
     async def _tick(self) -> list[OutboxItem]:
         now = datetime.fromtimestamp(self.clock(), self.tz)
         wanted = due(now, summary_time=self.summary_time, weekly=self.weekly, tz=self.tz)
-        keys = [d.key(t) for d in wanted for t in self.targets]
+        routed = [t for t in self.routed() if t not in self.targets]
+        keys = [d.key(t) for d in wanted for t in [*self.targets, *routed]]
         if all(k in self._done for k in keys):
             return []
         self._done |= await self.store.run(existing_keys, keys)
-        todo = [(d, [t for t in self.targets if d.key(t) not in self._done]) for d in wanted]
-        todo = [(d, targets) for d, targets in todo if targets]
+        # (due, scope, targets): the main chats together over every call, a routed chat alone
+        groups: list[tuple[tuple[str, str] | None, list[Target]]] = [(None, self.targets)]
+        groups += [((t.channel, t.id), [t]) for t in routed]
+        todo = [
+            (d, scope, [t for t in targets if d.key(t) not in self._done])
+            for d in wanted
+            for scope, targets in groups
+        ]
+        todo = [(d, scope, targets) for d, scope, targets in todo if targets]
         if not todo:
             return []
         await self.reconcile()
         queued: list[OutboxItem] = []
-        for d, targets in todo:
+        for d, scope, targets in todo:
             s, items = await summary_items(
                 self.store,
                 d.kind,
@@ -276,6 +291,7 @@ class SummaryScheduler:
                 lang=self.lang,
                 now=self.clock(),
                 within_s=self.within_s,
+                scope=scope,
             )
             new = await self.store.run(outbox.enqueue, items)
             self._done.update(item.dedup_key for item in items)
