@@ -44,11 +44,25 @@ REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Len
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def default_cap() -> int:
+def _soft_limit() -> int | None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def accept_backlog() -> int:
+    """listen()'s backlog, which is also how many sockets asyncio accepts in one go before
+    the cap sees any of them: with a small open-file limit it must be small too."""
+    soft = _soft_limit()
+    return 100 if soft is None else max(16, min(100, soft // 16))
+
+
+def default_cap() -> int:
+    soft = _soft_limit()
+    if soft is None:
         return MAX_CAP
-    return max(MIN_CAP, min(MAX_CAP, (soft - FD_RESERVE) // 2))
+    # asyncio may accept two bursts before the sockets the cap closed are freed (the
+    # closes run on the next loop turn): room for both, or the flood hits EMFILE anyway
+    return max(MIN_CAP, min(MAX_CAP, (soft - FD_RESERVE - 2 * accept_backlog()) // 2))
 
 
 class _Refuse(asyncio.Protocol):
@@ -92,7 +106,7 @@ class HttpServer:
         # our own listener instead of web.TCPSite: the protocol factory is where a new
         # connection can be weighed against the cap before aiohttp takes it on
         self._listener = await loop.create_server(
-            self._connection, host or None, port, reuse_address=True
+            self._connection, host or None, port, reuse_address=True, backlog=accept_backlog()
         )
         return int(self._listener.sockets[0].getsockname()[1])
 
