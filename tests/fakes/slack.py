@@ -86,6 +86,7 @@ _SCOPES = {
     "chat.update": "chat:write",
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
+    "conversations.info": "channels:read",
 }
 
 
