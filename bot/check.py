@@ -16,8 +16,8 @@ from bot.config_file import FileConfig
 from bot.delivery.channels.slack import FAILURES, SlackChannel, describe, error_code
 from bot.delivery.channels.telegram import TelegramChannel, chat_id
 from bot.delivery.dispatcher import Dispatcher
-from bot.logs import REDACT, REDACTED
-from bot.webhook_url import webhook_secret
+from bot.logs import REDACT
+from bot.webhook_url import masked_url, webhook_secret
 from handlers.intake import Intake
 from handlers.ria.api import RiaApiError
 from handlers.ria.factory import build_poller
@@ -119,7 +119,7 @@ async def _webhook_url(s: Settings, store: Store, report: Report, show: bool) ->
     else:
         report.line(
             None,
-            f"RIA webhook URL: {base}/webhooks/ria/{REDACTED} "
+            f"RIA webhook URL: {masked_url(base)} "
             "(`ria-calls-bot check --show-webhook-url` shows it in full)",
         )
     if not s.public_url:

@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 REDACTED = "***"
+# the RIA webhook URL's secret, masked: the same in the service's start-up line, `check` and
+# any redacted output (bot.webhook_url.masked_url), so an operator sees one spelling
+WEBHOOK_MASK = "*" * 8
+_RIA_PATH = re.compile(r"(/webhooks/ria/)[^/\s?'\"]+")
 # Secret-looking parts of URLs, whatever their value: RIA's key and Telegram's bot path
 _PATTERNS = [
     re.compile(r"(?i)(api_key=)[^&\s'\"]+"),
     re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"),
-    re.compile(r"(/webhooks/ria/)[^/\s?'\"]+"),
     re.compile(r"(/webhooks/telegram/)[^/\s?'\"]+"),
     re.compile(r"(xox[abpr]-)[A-Za-z0-9-]+"),
     re.compile(r"(xapp-)[A-Za-z0-9-]+"),
@@ -53,7 +56,7 @@ class Redactor:
                 text = text.replace(secret, REDACTED)
         for pattern in _PATTERNS:
             text = pattern.sub(rf"\g<1>{REDACTED}", text)
-        return text
+        return _RIA_PATH.sub(rf"\g<1>{WEBHOOK_MASK}", text)
 
 
 REDACT = Redactor()

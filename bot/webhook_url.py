@@ -8,12 +8,19 @@ import secrets
 import socket
 
 from bot.config import Settings
+from bot.logs import WEBHOOK_MASK
 from storage import meta
 from storage.db import Store
 
 log = logging.getLogger(__name__)
 
-MASK = "*" * 8  # stands for the generated webhook secret after the start that made it
+MASK = WEBHOOK_MASK  # stands for the generated webhook secret after the start that made it
+
+
+def masked_url(base: str) -> str:
+    """The RIA webhook URL with its secret masked: the one spelling the service's start-up
+    lines and `check` share (`check --show-webhook-url` prints it in full)."""
+    return f"{base.rstrip('/')}/webhooks/ria/{MASK}"
 
 
 async def webhook_secret(store: Store, settings: Settings) -> tuple[str, bool]:
@@ -51,7 +58,7 @@ def announce(s: Settings, secret: str, origin: str, port: int) -> None:
             flush=True,
         )
     elif origin == "stored":
-        print(f"RIA webhook URL: {base}/webhooks/ria/{MASK}", flush=True)
+        print(f"RIA webhook URL: {masked_url(base)}", flush=True)
         print(
             "  (secret hidden; `ria-calls-bot check --show-webhook-url` shows it)",
             flush=True,

@@ -194,7 +194,7 @@ async def test_check_masks_the_webhook_url_unless_asked(tmp_path: Path) -> None:
     env = base_env(tmp_path, PUBLIC_URL="https://bot.example.com")
     code, out, err = await run_cli(env, tmp_path, "check")
     assert code == 0, out + err
-    assert "https://bot.example.com/webhooks/ria/*** " in out
+    assert "https://bot.example.com/webhooks/ria/******** " in out
     assert WEBHOOK_SECRET not in out + err
     code, out, err = await run_cli(env, tmp_path, "check", "--show-webhook-url")
     assert code == 0, out + err
@@ -209,6 +209,6 @@ async def test_check_masks_the_webhook_url_unless_asked(tmp_path: Path) -> None:
     )
     assert f"/webhooks/ria/{secret}" in first
     code, again, _ = await run_cli(gen, tmp_path, "check")
-    assert secret not in again and "/webhooks/ria/*** " in again
+    assert secret not in again and "/webhooks/ria/******** " in again
     code, shown, _ = await run_cli(gen, tmp_path, "check", "--show-webhook-url")
     assert f"https://bot.example.com/webhooks/ria/{secret}" in shown
