@@ -172,9 +172,24 @@ def main(argv: list[str] | None = None) -> int:
             REDACT.add(args.file_config.secrets())
     # what the service prints on stdout is its own business (the one URL it shows on
     # purpose); everything else any command prints is redacted like the logs
-    with redacted_output(stdout=command != "run"):
-        setup_logging(settings.log_level, settings.log_format, settings.secrets())
-        return _run(command, args, settings)
+    try:
+        with redacted_output(stdout=command != "run"):
+            setup_logging(settings.log_level, settings.log_format, settings.secrets())
+            code = _run(command, args, settings)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then ours to handle
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """`ria-calls-bot check | head`: the reader has gone, so the rest is not wanted. End
+    quietly, as other command-line tools do (128 + SIGPIPE), with no error and no "Exception
+    ignored" when Python flushes stdout at exit: point it at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    os.close(devnull)
+    return 141
 
 
 def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
@@ -236,6 +251,8 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
     except NoDatabase as exc:  # removed while we looked
         print(NO_DATABASE.format(path=exc.path), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # stdout closed by its reader (`| head`): main ends quietly
     except OSError as exc:  # port in use, database directory not writable, ...
         log.error("%s", exc)
         return 1
