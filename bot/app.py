@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import i18n
+from bot import accounts, i18n
 from bot.config import ConfigError, Settings
 from bot.config_checks import database_problem, listen_problem
 from bot.config_file import FileConfig
@@ -187,12 +187,19 @@ class Service:
         install_routing(self.config, s, self.intake, self.dispatcher)
         self.http_session = session = aiohttp.ClientSession()
         self.poller = self._make_poller(session)
+        # the [[account]]s' pollers (issue 13), each on its own budget; none without a file
+        self.account_pollers = accounts.pollers(s, self.config, session, self.store, self.intake)
 
         self.http = HttpServer(max_connections=s.http_max_connections, trusted=s.trusted_networks)
         app = self.http.app
         app.add_routes(
             RiaWebhook(
-                self.store, self.intake, secret=secret, tz=s.tz, trusted=s.trusted_networks
+                self.store,
+                self.intake,
+                secret=secret,
+                tz=s.tz,
+                trusted=s.trusted_networks,
+                accounts=accounts.webhook_secrets(self.config),
             ).routes()
         )
         health = Health(
@@ -242,6 +249,7 @@ class Service:
         except OSError as exc:
             raise ConfigError([listen_problem(s.http_host, s.http_port, exc)]) from None
         announce(s, secret, origin, port)
+        accounts.announce(s, self.config, port)
 
         await self.dispatcher.start()
         if isinstance(telegram, TelegramChannel):
@@ -256,6 +264,18 @@ class Service:
                 "interval",
                 minutes=s.ria_poll_interval_minutes,
                 id="poll",
+                next_run_time=_now(s),
+                max_instances=1,
+                coalesce=True,
+            )
+        for poller in self.account_pollers:
+            poller.warn_if_quota_too_small()
+            self.scheduler.add_job(
+                self._poll_one,
+                "interval",
+                args=[poller],
+                minutes=s.ria_poll_interval_minutes,
+                id=f"poll:{poller.account}",
                 next_run_time=_now(s),
                 max_instances=1,
                 coalesce=True,
@@ -350,9 +370,12 @@ class Service:
 
     async def _poll(self) -> None:
         assert self.poller is not None
+        await self._poll_one(self.poller)
+
+    async def _poll_one(self, poller: RiaPoller) -> None:
         # retries after a transient failure are chained inside, ending before the next poll
         with contextlib.suppress(asyncio.CancelledError):  # stopping: the next start polls
-            await self.poller.poll_and_retry()
+            await poller.poll_and_retry()
 
     async def shutdown(self, quiet: bool = False) -> None:
         """Stop in order, within STOP_S whatever the platforms do (each step gets what is

@@ -168,6 +168,12 @@ MIGRATIONS: list[Step] = [
     ) WITHOUT ROWID;
     CREATE INDEX call_routes_target ON call_routes (channel, target, call_id);
     """,
+    # 6: several RIA accounts (issue 13): each [[account]] has its own quota, so a request
+    # records whose it was (NULL: the RIA_* account, every row made before this step).
+    """
+    ALTER TABLE ria_requests ADD COLUMN account TEXT;
+    CREATE INDEX ria_requests_account_at ON ria_requests (account, at);
+    """,
 ]
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
-from tests.conftest import GROUP, telegram_env
-from tests.fakes.ria import make_call
+from storage.db import connect
+from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
+from tests.fakes.ria import FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
 from tests.test_summary_e2e import passed_minute, steady_now, window
 
@@ -108,3 +112,84 @@ async def test_summaries_per_chat_over_its_own_calls(
     assert "Calls: 4 " in main and "✅ Answered: 2 (▲ 2) — 50%" in main, main
     assert "Still not reached: 1 " in showroom and "Still not reached: 2 " in main, main
     assert await again.stop() == 0
+
+
+KYIV_KEY, LVIV_KEY = "K" * 40, "L" * 40
+LVIV_GROUP = -100222
+ACCOUNTS = f"""\
+[[account]]
+name = "Kyiv"
+user_id = 111
+api_key = "env:KYIV_KEY"
+webhook_secret = "env:KYIV_SECRET"
+
+[[account]]
+name = "Lviv"
+user_id = 222
+api_key = "env:LVIV_KEY"
+webhook_secret = "env:LVIV_SECRET"
+monthly_quota = 0
+
+[[route]]
+match = {{ account = "Lviv" }}
+telegram = ["{LVIV_GROUP}"]
+"""
+
+
+async def test_two_accounts_with_their_own_webhooks_and_quotas(
+    services, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    async with FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
+        ria.other_accounts[KYIV_KEY] = ("111", [make_call(31, caller="0953100000")])
+        ria.other_accounts[LVIV_KEY] = ("222", [make_call(32, caller="0953200000")])
+        # the RIA_* account has spent this hour's 30 requests: the others poll regardless
+        db = tmp_path / "calls.db"
+        conn = connect(str(db))
+        conn["ria_requests"].insert_all(
+            {"at": time.time(), "purpose": "poll", "status": 200} for _ in range(30)
+        )
+        conn.conn.close()
+        (tmp_path / "ria-calls-bot.toml").write_text(ACCOUNTS)
+        service = await services(
+            **telegram_env(telegram),
+            RIA_API_URL=ria.url,
+            RIA_API_KEY=RIA_KEY,
+            RIA_USER_ID=RIA_USER,
+            KYIV_KEY=KYIV_KEY,
+            KYIV_SECRET="kyiv-webhook-secret-000001",
+            LVIV_KEY=LVIV_KEY,
+            LVIV_SECRET="lviv-webhook-secret-000002",
+        )
+        for _ in range(200):  # each poller's decision, in its own log line or request
+            out = service.output()
+            if "poller Lviv: skipped" in out and "poller: skipped" in out and ria.requests:
+                break
+            await asyncio.sleep(0.05)
+        out = service.output()
+        assert "poller Lviv: skipped, monthly quota of 0 spent" in out, out
+        assert "poller: skipped, 30 requests this hour" in out, out
+        assert [r["params"]["user_id"] for r in ria.requests] == ["111"]  # Kyiv's only
+
+        # each account's webhook URL, masked; each call stored as its account's
+        assert f"RIA webhook URL of account Kyiv: {service.url}/webhooks/ria/********" in out
+        assert "webhook-secret-00000" not in out
+        lviv = f"{service.url}/webhooks/ria/lviv-webhook-secret-000002"
+        assert (await service.post(lviv, json=[make_call(33, caller="0953300000")]))[0] == 200
+        assert (await service.post(service.webhook_url, json=[make_call(34)]))[0] == 200
+        wrong = f"{service.url}/webhooks/ria/lviv-webhook-secret-000003"
+        assert (await service.post(wrong, json=[make_call(35)]))[0] == 404
+        await telegram.wait_for_messages(1, chat_id=LVIV_GROUP, timeout=15)
+        for _ in range(200):  # Kyiv's poll stored what it brought (the real signal)
+            with sqlite3.connect(db) as c:
+                got = dict(c.execute("SELECT call_id, account FROM calls ORDER BY 1").fetchall())
+            if 31 in got:
+                break
+            await asyncio.sleep(0.05)
+        with sqlite3.connect(db) as c:
+            spent = c.execute(
+                "SELECT account, COUNT(*) FROM ria_requests GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        assert got == {31: "Kyiv", 33: "Lviv", 34: None}, got
+        assert spent == [(None, 30), ("Kyiv", 1)], spent
+        assert "3200000" not in str(telegram.messages_for(LVIV_GROUP))  # never polled
+        assert await service.stop() == 0

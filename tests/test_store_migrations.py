@@ -44,7 +44,15 @@ def test_a_callable_step_transforms_a_table_and_keeps_its_rows_and_indexes(tmp_p
     assert table.columns_dict["note"] is str
     assert "ria_requests_at" in {i.name for i in table.indexes}
     assert list(table.rows) == [
-        {"id": 1, "at": 1.0, "purpose": "poll", "status": 200, "error": "x", "note": None}
+        {
+            "id": 1,
+            "at": 1.0,
+            "purpose": "poll",
+            "status": 200,
+            "error": "x",
+            "account": None,
+            "note": None,
+        }
     ]
     # NOT NULL DEFAULT '' now holds
     conn.execute("INSERT INTO ria_requests (at, purpose) VALUES (2, 'poll')")

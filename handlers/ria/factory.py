@@ -58,3 +58,46 @@ def build_poller(
         monthly_quota=s.ria_monthly_quota,
         alert_max_age_s=s.alert_max_age_minutes * 60,
     )
+
+
+class AccountLike(Protocol):
+    """An [[account]] of the configuration file (handlers.routing.Account)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def api_key(self) -> SecretStr: ...
+    @property
+    def monthly_quota(self) -> int: ...
+
+
+def build_account_poller(
+    account: AccountLike,
+    settings: PollerSettings,
+    session: aiohttp.ClientSession,
+    store: Store,
+    intake: Intake,
+    *,
+    timeout: float = 30.0,
+) -> RiaPoller:
+    """The poller of one [[account]] (issue 13): its own key, user id and monthly quota
+    (its requests counted apart), and its calls stored as the account's."""
+    client = RiaClient(
+        session,
+        base_url=settings.ria_api_url,
+        api_key=account.api_key.get_secret_value(),
+        user_id=account.user_id,
+        timeout=timeout,
+    )
+    return RiaPoller(
+        client,
+        store,
+        intake,
+        tz=settings.tz,
+        interval_minutes=settings.ria_poll_interval_minutes,
+        monthly_quota=account.monthly_quota,
+        alert_max_age_s=settings.alert_max_age_minutes * 60,
+        account=account.name,
+    )

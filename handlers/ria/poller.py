@@ -99,11 +99,14 @@ class Pace:
         return self.start + max(share, 0.0) * (self.end - self.start)
 
 
-def check_budget(db: Any, now: float, tz: ZoneInfo, monthly_quota: int) -> Budget:
+def check_budget(
+    db: Any, now: float, tz: ZoneInfo, monthly_quota: int, account: str | None = None
+) -> Budget:
+    """`account`'s budget (None: the RIA_* account): each account its own 30/hour and quota."""
     pace = Pace.at(now, tz, monthly_quota)
     # only requests up to now: rows from a clock that was ahead must not block polling
-    used_hour = ria_requests.count_between(db, hour_start(now), now)
-    used_month = ria_requests.count_between(db, pace.start, now)
+    used_hour = ria_requests.count_between(db, hour_start(now), now, account)
+    used_month = ria_requests.count_between(db, pace.start, now, account)
     budget = Budget(True, used_hour=used_hour, used_month=used_month)
     if used_hour >= HOURLY_CAP:
         budget.allowed, budget.reason = False, f"{used_hour} requests this hour (RIA allows 30)"
@@ -135,7 +138,11 @@ class RiaPoller:
         monthly_quota: int,
         alert_max_age_s: float,
         clock: Callable[[], float] = time.time,
+        account: str | None = None,
     ) -> None:
+        # the [[account]] polled (issue 13; None: the RIA_* account): its own budget, and
+        # every call it brings is stored as its
+        self.account = account
         self.client = client
         self.store = store
         self.intake = intake
@@ -181,7 +188,7 @@ class RiaPoller:
         now = self.clock()
         if now < self.paused_until:
             raise BudgetExceeded("paused after RIA's rate limit until the next hour")
-        budget = await self.store.run(check_budget, now, self.tz, self.monthly_quota)
+        budget = await self.store.run(check_budget, now, self.tz, self.monthly_quota, self.account)
         if not budget.allowed:
             raise BudgetExceeded(budget.reason)
         status: int | None = 200
@@ -196,7 +203,12 @@ class RiaPoller:
         finally:
             metrics.ria_request(status)
             await self.store.run(
-                ria_requests.record, at=now, purpose=purpose, status=status, error=error
+                ria_requests.record,
+                at=now,
+                purpose=purpose,
+                status=status,
+                error=error,
+                account=self.account,
             )
 
     async def poll_once(self) -> int | None:
@@ -206,7 +218,8 @@ class RiaPoller:
             records = await self.fetch(today - timedelta(days=1), today, purpose="poll")
         except BudgetExceeded as exc:
             self._retry = False  # the budget decides; the next scheduled poll asks again
-            log.info("poller: skipped, %s", exc)
+            # the account named when there are several (the RIA_* one's line as before)
+            log.info("poller%s: skipped, %s", f" {self.account}" if self.account else "", exc)
             return None
         except RiaApiError as exc:
             self._on_error(exc)
@@ -229,7 +242,9 @@ class RiaPoller:
                 received_at=self.clock(),
             )
         max_age = self.alert_max_age_s if alert_max_age_s is None else alert_max_age_s
-        result = await self.intake.accept(calls, source=source, alert_max_age_s=max_age)
+        result = await self.intake.accept(
+            calls, source=source, alert_max_age_s=max_age, account=self.account
+        )
         return Ingested(len(calls), result.accepted, len(bad), len(result.alerts))
 
     async def _store(self, records: list[Any]) -> int:

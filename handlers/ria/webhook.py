@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -62,11 +62,15 @@ class RiaWebhook:
         tz: ZoneInfo,
         clock: Callable[[], float] = time.time,
         trusted: Sequence[Network] = (),
+        accounts: Mapping[str, str] | None = None,
     ) -> None:
         self.trusted = tuple(trusted)  # proxies whose X-Forwarded-For names the client
         self.store = store
         self.intake = intake
-        self._secret = secret.encode()
+        # secret -> the account whose calls come by it (issue 13: each [[account]] has its
+        # own URL); None: the RIA_* account's secret
+        self._secrets: list[tuple[bytes, str | None]] = [(secret.encode(), None)]
+        self._secrets += [(k.encode(), name) for k, name in (accounts or {}).items()]
         self.tz = tz
         self.clock = clock
 
@@ -84,8 +88,11 @@ class RiaWebhook:
         )
 
     async def handle(self, request: web.Request) -> web.Response:
-        # constant-time, so the secret cannot be guessed a character at a time
-        if not hmac.compare_digest(request.match_info["secret"].encode(), self._secret):
+        # constant-time, so the secret cannot be guessed a character at a time; every secret
+        # is compared, so the time does not tell which account came close either
+        given = request.match_info["secret"].encode()
+        found = [name for key, name in self._secrets if hmac.compare_digest(given, key)]
+        if not found:
             return _error(404, "not found")
         body = await _read_limited(request, MAX_BODY)
         if body is None:
@@ -95,13 +102,13 @@ class RiaWebhook:
             # aiohttp keeps undecodable header bytes as lone surrogates; SQLite cannot store them
             content_type = clean_text(content_type)
         try:
-            return await self._accept(body, content_type, request)
+            return await self._accept(body, content_type, request, found[0])
         except Exception:
             log.exception("webhook: storage failed")
             return _error(503, "storage unavailable, try again")
 
     async def _accept(
-        self, body: bytes, content_type: str | None, request: web.Request
+        self, body: bytes, content_type: str | None, request: web.Request, account: str | None
     ) -> web.Response:
         try:
             records = decode_body(body, content_type)
@@ -121,7 +128,7 @@ class RiaWebhook:
             return _error(
                 400, bad[0][1] if len(bad) == 1 else f"no usable call record: {bad[0][1]}"
             )
-        result = await self.intake.accept(calls, source="webhook")
+        result = await self.intake.accept(calls, source="webhook", account=account)
         answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
         if bad:
             answer["rejected"] = len(bad)

@@ -192,6 +192,9 @@ class FakeRia(FakeServer):
         self.rate_limited = 0
         self._hour_used: Counter[str] = Counter()
         self._month_used: Counter[str] = Counter()
+        # further accounts on the same server (several [[account]]s): api_key -> (user_id,
+        # that account's calls); requests are logged and counted like the main account's
+        self.other_accounts: dict[str, tuple[str, list[JSONDict]]] = {}
 
     # --- test-facing helpers ---------------------------------------------------------------
 
@@ -229,10 +232,12 @@ class FakeRia(FakeServer):
         self.clear_faults()
         self.mode = "ok"
 
-    def records_between(self, start: date, end: date) -> list[JSONDict]:
+    def records_between(
+        self, start: date, end: date, calls: list[JSONDict] | None = None
+    ) -> list[JSONDict]:
         """What calls_stat answers for from=start&to=end: newest first, like RIA."""
         picked = []
-        for rec in self.calls:
+        for rec in self.calls if calls is None else calls:
             try:
                 day = date.fromisoformat(str(rec.get("date", ""))[:10])
             except ValueError:
@@ -352,7 +357,7 @@ class FakeRia(FakeServer):
                 ),
                 403,
             )
-        if key != self.api_key:
+        if key != self.api_key and key not in self.other_accounts:
             return self._json(
                 _error(
                     "API_KEY_INVALID",
@@ -379,7 +384,8 @@ class FakeRia(FakeServer):
         self._hour_used[self._hour_key()] += 1
         self._month_used[self._month_key()] += 1
         q = request.query
-        if q.get("user_id", "").strip() != self.user_id:
+        user_id, calls = self.other_accounts.get(key, (self.user_id, self.calls))
+        if q.get("user_id", "").strip() != user_id:
             return self._json(
                 _error("BAD_REQUEST", "user_id is missing or does not belong to this api_key"),
                 400,
@@ -391,7 +397,7 @@ class FakeRia(FakeServer):
             )
         if start > end:
             return self._json(_error("BAD_REQUEST", "from must not be after to"), 400)
-        return self._json(self.records_between(start, end), 200, self.content_type)
+        return self._json(self.records_between(start, end, calls), 200, self.content_type)
 
     def _server_error(self, status: int, description: str | None) -> web.Response:
         if status == 429:
