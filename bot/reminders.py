@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import hours
 from storage.db import Store
 from storage.outbox import OutboxItem
 from storage.resolutions import due_reminders
@@ -29,6 +30,9 @@ MIN_INTERVAL_S = 0.5
 # or says less than the promise plus a margin: a restart after a long outage must not
 # flood the chat with reminders of yesterday
 MARGIN_S = 600.0
+# with opening hours (issue 13) the promise counts open time only, so a call missed before
+# closing is due after the next opening: look this far back (a long weekend, a holiday)
+HOURS_LOOKBACK_S = 8 * 86400.0
 
 
 class Reminders:
@@ -59,8 +63,20 @@ class Reminders:
 
     async def run_once(self) -> int:
         """Queue the reminders now due and hand them to the dispatcher; how many."""
+        now = self.clock()
         try:
-            items = await self.store.run(due_reminders, self.clock(), self.within_s, self.max_age_s)
+            if hours.active():
+                # both the promise and the age limit in open time: a call of last night is
+                # not "too old" at 09:00, and not yet due at 09:00 either
+                def due(started: float) -> bool:
+                    open_s = hours.open_seconds(started, now)
+                    return self.within_s <= open_s <= self.max_age_s
+
+                items = await self.store.run(
+                    due_reminders, now, self.within_s, HOURS_LOOKBACK_S, due
+                )
+            else:
+                items = await self.store.run(due_reminders, now, self.within_s, self.max_age_s)
         except asyncio.CancelledError:
             return 0  # stopping: the next start finds them
         except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -278,7 +278,11 @@ def _same_message(row_target: str, ref_text: str, target: Target, message_id: st
 
 
 def due_reminders(
-    db: sqlite_utils.Database, now: float, within_s: float, max_age_s: float
+    db: sqlite_utils.Database,
+    now: float,
+    within_s: float,
+    max_age_s: float,
+    due: Callable[[float], bool] | None = None,
 ) -> list[OutboxItem]:
     """Queue one reminder per alert message (per target and message) whose call is still
     open `within_s` after it started and at most `max_age_s` old; returns only the rows new
@@ -300,8 +304,8 @@ def due_reminders(
     items: list[OutboxItem] = []
     for (channel, target, ref_text), calls in sorted(groups.items()):
         calls.sort()
-        if calls[0][0] + within_s > now:
-            continue  # the oldest open call in it is not due yet
+        if (calls[0][0] + within_s > now) if due is None else not due(calls[0][0]):
+            continue  # the oldest open call in it is not due yet (`due`: by opening hours)
         ref = json.loads(ref_text)
         to = Target(channel, target)
         key = message_id_of(ref) if isinstance(ref, dict) else None

@@ -6,13 +6,20 @@ import asyncio
 import re
 import sqlite3
 import time
+from datetime import time as dtime
 from datetime import timedelta
 from pathlib import Path
 
+from bot import hours
+from bot.reminders import Reminders
+from handlers.routing import Hours
 from storage.db import connect
+from storage.outbox import OutboxItem
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, telegram_env
 from tests.fakes.ria import FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
+from tests.test_cb_chat_commands import store  # noqa: F401  (the fixture: calls A, B, C)
+from tests.test_cb_store import KYIV, at
 from tests.test_summary_e2e import passed_minute, steady_now, window
 
 SHOWROOM = -100111  # a group only the route sends to (not in TELEGRAM_CHAT_IDS)
@@ -193,3 +200,27 @@ async def test_two_accounts_with_their_own_webhooks_and_quotas(
         assert spent == [(None, 30), ("Kyiv", 1)], spent
         assert "3200000" not in str(telegram.messages_for(LVIV_GROUP))  # never polled
         assert await service.stop() == 0
+
+
+async def test_reminders_count_only_open_hours(store) -> None:  # noqa: F811
+    """C missed at 11:00 on Friday (the fixture day), 5 minutes before closing: the 15-minute
+    promise runs out at 09:10 on Monday, after the weekend (injected clock)."""
+    shop = Hours({d: ((dtime(9, 0), dtime(11, 5)),) for d in range(5)}, after_hours="normal")
+    handed: list[list[OutboxItem]] = []
+    job = Reminders(store, submit=handed.append, within_s=900, alert_max_age_s=7200)
+    hours.set_hours(shop, KYIV)
+    try:
+        monday = 3 * 86400
+        for moment, expected in (
+            (at("11:15"), 0),  # 15 min by the wall clock, 5 of them open
+            (at("23:59"), 0),
+            (at("09:09") + monday, 0),  # 5 + 9 open minutes
+            (at("09:10") + monday, 1),  # 5 + 10: due, though 70 h old
+        ):
+            job.clock = lambda moment=moment: float(moment)
+            assert await job.run_once() == expected, moment
+        assert [i.payload["call_ids"] for i in handed[0]] == [[3]]
+    finally:
+        hours.set_hours(None, KYIV)
+    # without hours: due by the wall clock, as before (a fresh alert of the same kind)
+    assert hours.open_seconds(at("11:00"), at("11:15")) == 900
