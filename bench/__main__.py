@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import burst, callback, footprint, ingest, latency, quota, stats
+from bench import burst, callback, footprint, ingest, latency, quota, routing, stats
 from bench.common import REPO, now_iso
 from bench.machine import describe, one_line
 from bench.report import Row, table, update_readme, write_json
@@ -40,6 +40,7 @@ MODULES: dict[str, Any] = {
     "stats": stats,
     "quota": quota,
     "callback": callback,
+    "routing": routing,
 }
 
 # Tiny sizes for `--quick` and the smoke test: every code path, a few seconds in all.
@@ -55,6 +56,7 @@ QUICK: dict[str, Any] = {
     ),
     "quota": quota.Params(days=2, low_interval_min=1, low_days=0.25),
     "callback": callback.Params(presses=3, busy=4, gap_s=0.2, timeout_s=60),
+    "routing": routing.Params(calls=200, rounds=1),
 }
 
 
@@ -84,6 +86,7 @@ def _number(name: str) -> int:
         "footprint": 5,
         "quota": 6,
         "callback": 7,
+        "routing": 8,
     }[name]
 
 

@@ -79,7 +79,7 @@ def test_callback_press_is_confirmed_before_its_edit(quick: dict) -> None:
 
 def test_table_and_json(quick: dict, tmp_path: Path) -> None:
     rows = runner.table_rows(quick)
-    assert {row.number for row in rows} == {1, 2, 3, 4, 5, 6, 7}
+    assert {row.number for row in rows} == {1, 2, 3, 4, 5, 6, 7, 8}
     text = runner.table(rows)
     assert text.count("\n") == len(rows) + 1  # header, rule, one line a row
     out = tmp_path / "latest.json"
