@@ -22,6 +22,7 @@ from storage.outbox import Target
 from storage.routes import Mode, Routed, RouteFn
 
 MATCH_KEYS = ("account", "tracking_phone", "manager", "make", "status")
+CACHE_SIZE = 4096  # decisions kept: distinct (account, number, manager, make, status)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -131,44 +132,66 @@ class Router:
             {key: frozenset(_norm(key, v) for v in values) for key, values in r.match.items()}
             for r in self.routes
         ]
+        # the same, compiled for ingest: per route a tuple of (fact position, wanted set),
+        # only the keys the route gives
+        self._compiled = tuple(
+            tuple((MATCH_KEYS.index(key), wanted) for key, wanted in sets.items())
+            for sets in self._sets
+        )
+        # every Hours a decision can depend on: a decision is a pure function of the call's
+        # match facts and of whether each of these is open, so it is cached on both
+        hours = [self.hours] + [r.hours for r in self.routes]
+        self._hours = tuple({id(h): h for h in hours if h is not None}.values())
+        self._cache: dict[tuple[object, ...], list[Routed]] = {}
 
     def manager_of(self, call: Call) -> Manager | None:
         if not call.destination_phone:
             return None
         return self._by_phone.get(to_e164(call.destination_phone))
 
-    def _facts(self, call: Call, account: str | None, manager: Manager | None) -> dict[str, str]:
-        """The call's value for each match key, normalised once (as the routes' sets are)."""
-        return {
-            "account": account or "",
-            "tracking_phone": to_e164(call.phone) if call.phone else "",
-            "manager": manager.name if manager else "",
-            "make": (call.marka or "").casefold(),
-            "status": call.status,
-        }
+    @property
+    def has_hours(self) -> bool:
+        """Whether any decision depends on the moment (global or a route's [hours])."""
+        return bool(self._hours)
 
-    def _mismatch(self, index: int, facts: dict[str, str]) -> str | None:
-        """None when the call matches route `index`; else the first key that fails."""
-        for key, wanted in self._sets[index].items():
-            got = facts[key]
+    def _facts(self, call: Call, account: str | None, manager: Manager | None) -> tuple[str, ...]:
+        """The call's value for each match key (MATCH_KEYS order), normalised once (as the
+        routes' sets are)."""
+        return (
+            account or "",
+            to_e164(call.phone) if call.phone else "",
+            manager.name if manager else "",
+            (call.marka or "").casefold(),
+            call.status,
+        )
+
+    def _mismatch(self, index: int, facts: tuple[str, ...]) -> int | None:
+        """None when the call matches route `index`; else the position of the first key
+        (in MATCH_KEYS) that fails."""
+        for position, wanted in self._compiled[index]:
+            got = facts[position]
             if not got or got not in wanted:
-                return key
+                return position
         return None
 
     def _decide(
         self, call: Call, account: str | None, now: datetime | None, explain: bool = False
     ) -> tuple[list[Routed], list[str]]:
-        moment = (now or datetime.now(self.tz)).astimezone(self.tz)
+        # the moment matters only with opening hours (mode_at): no clock read without them
+        moment = (now or datetime.now(self.tz)).astimezone(self.tz) if self._hours else _EPOCH
         manager = self.manager_of(call)
         facts = self._facts(call, account, manager)
         out: list[Routed] = []
         why: list[str] = []  # only with `explain`: ingest formats no text
         matched = False
         for index, route in enumerate(self.routes):
-            miss = self._mismatch(index, facts)
-            if miss is not None:
+            position = self._mismatch(index, facts)
+            if position is not None:
                 if explain:
-                    got = {"make": call.marka, "tracking_phone": call.phone}.get(miss, facts[miss])
+                    miss = MATCH_KEYS[position]
+                    got = {"make": call.marka, "tracking_phone": call.phone}.get(
+                        miss, facts[position]
+                    )
                     why.append(
                         f"route {route.index} (line {route.line}): no: {miss} "
                         f"{got or '(none)'} is not in [{', '.join(route.match[miss])}]"
@@ -218,7 +241,21 @@ class Router:
     def targets_for(
         self, call: Call, account: str | None = None, now: datetime | None = None
     ) -> list[Routed]:
-        return self._decide(call, account, now)[0]
+        """The call's targets (do not mutate the list: it is shared by the cache). Ingest
+        calls this for every call: a repeat of a known (account, tracking number, manager,
+        make, status, hours state) is one dict lookup; a new one is decided once."""
+        modes: tuple[Mode, ...] = ()
+        if self._hours:
+            moment = (now or datetime.now(self.tz)).astimezone(self.tz)
+            modes = tuple(h.mode_at(moment) for h in self._hours)
+        key = (account, call.phone, call.destination_phone, call.marka, call.status, modes)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._decide(call, account, now)[0]
+            if len(self._cache) >= CACHE_SIZE:  # oldest first out: a bound, not a policy
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = found
+        return found
 
     def explain(
         self, call: Call, account: str | None = None, now: datetime | None = None
@@ -270,6 +307,9 @@ class Router:
         return lines
 
 
+_EPOCH = datetime(1970, 1, 1)  # stands for 'now' when no hours make it matter
+
+
 def _hhmm(end: time) -> str:
     return "24:00" if end == time.max else f"{end:%H:%M}"
 
@@ -318,6 +358,8 @@ def route_fn(router: Router, clock: Callable[[], float]) -> RouteFn:
     judged at `clock()` (the moment of ingest; tests inject a clock)."""
 
     def route(call: Call, account: str | None) -> Sequence[Routed]:
-        return router.targets_for(call, account, datetime.fromtimestamp(clock(), router.tz))
+        # the moment only matters with opening hours (no datetime per call without them)
+        now = datetime.fromtimestamp(clock(), router.tz) if router.has_hours else None
+        return router.targets_for(call, account, now)
 
     return route
