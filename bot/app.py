@@ -12,40 +12,33 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import accounts, i18n
+from bot import accounts
 from bot.config import ConfigError, Settings
 from bot.config_checks import database_problem, listen_problem
 from bot.config_file import FileConfig
-from bot.delivery import render
 from bot.delivery.channels.base import Channel
-from bot.delivery.channels.console import ConsoleChannel
-from bot.delivery.channels.slack import SlackChannel, build_client
-from bot.delivery.channels.slack import message as slack_message
-from bot.delivery.channels.telegram import TelegramChannel, build_application
+from bot.delivery.channels.slack import SlackChannel
+from bot.delivery.channels.telegram import TelegramChannel
 from bot.delivery.dispatcher import Dispatcher
 from bot.http import HttpServer
 from bot.logs import REDACT
 from bot.reminders import Reminders
 from bot.routing_setup import install as install_routing
 from bot.routing_setup import reload as reload_routing
-from bot.routing_setup import routed_chats, routed_targets
+from bot.routing_setup import routed_targets
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
+from bot.wiring import make_channels, register_chats, secret_value
 from handlers.chat import commands
 from handlers.chat.callback import Callbacks
-from handlers.chat.slack import register as register_slack
-from handlers.chat.slack import register_callbacks as slack_callbacks
-from handlers.chat.telegram import COMMANDS, register, register_callbacks
 from handlers.health import Health
 from handlers.intake import Intake
 from handlers.metrics import MetricsEndpoint
@@ -60,43 +53,6 @@ log = logging.getLogger(__name__)
 STOP_FLUSH_S = 2.5  # of the 5 s a container runtime waits after SIGTERM
 STOP_S = 4.0  # the whole graceful stop, however slow Telegram or Slack are to answer
 STOP_HARD_S = 4.7  # ...and if it still hangs, leave anyway: everything is in the database
-
-
-def make_channels(settings: Settings) -> dict[str, Channel]:
-    # the console writes the summary's chart next to the database
-    console = ConsoleChannel(image_dir=Path(settings.database_path).parent)
-    channels: dict[str, Channel] = {"console": console}
-    if settings.telegram_bot_token is not None:
-        webhook_url = None
-        secret = None
-        if settings.telegram_webhook_mode:
-            assert settings.public_url and settings.telegram_webhook_secret
-            secret = settings.telegram_webhook_secret.get_secret_value()
-            webhook_url = f"{settings.public_url.rstrip('/')}/webhooks/telegram/{secret}"
-        application = build_application(
-            settings.telegram_bot_token.get_secret_value(),
-            settings.telegram_api_url,
-            webhook_mode=settings.telegram_webhook_mode,
-        )
-        channels["telegram"] = TelegramChannel(
-            application,
-            commands=[
-                (c, i18n.t(settings.language, f"command_{c}")) for c in COMMANDS if c != "start"
-            ],
-            webhook_url=webhook_url,
-            webhook_secret=secret,
-        )
-    if settings.slack_bot_token is not None:
-        channels["slack"] = SlackChannel(
-            build_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
-            signing_secret=_secret(settings.slack_signing_secret),
-            app_token=_secret(settings.slack_app_token),
-        )
-    return channels
-
-
-def _secret(value: Any) -> str | None:
-    return None if value is None else value.get_secret_value()
 
 
 @dataclass
@@ -210,10 +166,13 @@ class Service:
             delivery=self.dispatcher.status,
             metrics=MetricsEndpoint(
                 self.store,
-                token=_secret(s.metrics_token),
+                token=secret_value(s.metrics_token),
                 trusted=s.trusted_networks,
                 tz=s.tz,
                 monthly_quota=s.ria_monthly_quota if self.poller else None,
+                accounts=[(a.name, a.monthly_quota) for a in self.config.accounts]
+                if self.config
+                else (),
             ),
         )
         app.add_routes(health.routes())
@@ -222,28 +181,7 @@ class Service:
         self.callbacks = Callbacks(
             self.store, lang=s.language, tz=s.tz, submit=self.dispatcher.submit
         )
-        telegram = self.channels.get("telegram")
-        if isinstance(telegram, TelegramChannel):
-            register(
-                telegram.app,
-                chat_ids=s.telegram_chat_ids,
-                answer=self.answer,
-                render=lambda reply: render.reply(reply, "html", s.language, s.tz),
-                refusal=i18n.t(s.language, "refusal"),
-                send=telegram.send_now,
-                routed=lambda: routed_chats("telegram"),
-            )
-            register_callbacks(
-                telegram.app,
-                chat_ids=s.telegram_chat_ids,
-                callbacks=self.callbacks,
-                routed=lambda: routed_chats("telegram"),
-            )
-            if s.telegram_webhook_mode:
-                app.add_routes(telegram.routes())
-        slack = self.channels.get("slack")
-        if isinstance(slack, SlackChannel):
-            self._register_slack(slack, app)
+        register_chats(s, self.channels, app, answer=self.answer, callbacks=self.callbacks)
         try:
             port = await self.http.start(s.http_host, s.http_port)
         except OSError as exc:
@@ -252,33 +190,21 @@ class Service:
         accounts.announce(s, self.config, port)
 
         await self.dispatcher.start()
-        if isinstance(telegram, TelegramChannel):
-            telegram.start()
-        if isinstance(slack, SlackChannel):
-            slack.start()
+        for channel in self.channels.values():
+            if isinstance(channel, TelegramChannel | SlackChannel):
+                channel.start()
         self.scheduler = AsyncIOScheduler(timezone=s.tz)
-        if self.poller is not None:
-            self.poller.warn_if_quota_too_small()
-            self.scheduler.add_job(
-                self._poll,
-                "interval",
-                minutes=s.ria_poll_interval_minutes,
-                id="poll",
-                next_run_time=_now(s),
-                max_instances=1,
-                coalesce=True,
-            )
-        for poller in self.account_pollers:
+        # RIA_* 's poller is "poll"; each [[account]]'s, "poll:<name>"
+        main = [(self.poller, "poll")] if self.poller is not None else []
+        for poller, job in main + [(p, f"poll:{p.account}") for p in self.account_pollers]:
             poller.warn_if_quota_too_small()
-            self.scheduler.add_job(
-                self._poll_one,
-                "interval",
+            _every(
+                self.scheduler,
+                self._poll,
+                job,
+                s,
                 args=[poller],
                 minutes=s.ria_poll_interval_minutes,
-                id=f"poll:{poller.account}",
-                next_run_time=_now(s),
-                max_instances=1,
-                coalesce=True,
             )
         self.summaries = SummaryScheduler.from_settings(
             s, self.store, submit=self.dispatcher.submit, poller=self.poller, routed=routed_targets
@@ -292,47 +218,13 @@ class Service:
         ).schedule(self.scheduler, _now(s))
         # daily, and once at start (a service restarted every night would otherwise never
         # get to it); rejected payloads expire even when calls are kept for ever
-        self.scheduler.add_job(
-            self._purge,
-            "interval",
-            hours=24,
-            id="retention",
-            next_run_time=_now(s),
-            max_instances=1,
-            coalesce=True,
-        )
+        _every(self.scheduler, self._purge, "retention", s, hours=24)
         self.scheduler.start()
         log.info(
             "ready: %d alert target(s): %s",
             len(s.alert_targets()),
             ", ".join(map(str, s.alert_targets())),
         )
-
-    def _register_slack(self, slack: SlackChannel, app: web.Application) -> None:
-        s = self.settings
-        register_slack(
-            slack.app,
-            channel_ids=s.slack_channel_ids,
-            answer=self.answer,
-            render=lambda reply: render.reply(reply, "mrkdwn", s.language, s.tz),
-            message=slack_message,
-            refusal=i18n.t(s.language, "refusal"),
-            send=slack.send_now,
-            routed=lambda: routed_chats("slack"),
-        )
-        slack_callbacks(
-            slack.app,
-            channel_ids=s.slack_channel_ids,
-            callbacks=self.callbacks,
-            routed=lambda: routed_chats("slack"),
-        )
-        if s.slack_signing_secret is not None:
-            app.add_routes(slack.routes())
-        if s.slack_signing_secret is None and s.slack_app_token is None:
-            log.info(
-                "slack: commands are off (set SLACK_SIGNING_SECRET for HTTP mode or "
-                "SLACK_APP_TOKEN for Socket Mode); alerts go out"
-            )
 
     async def _purge(self) -> None:
         total: Counter[str] = Counter()
@@ -368,11 +260,7 @@ class Service:
             )
         return poller
 
-    async def _poll(self) -> None:
-        assert self.poller is not None
-        await self._poll_one(self.poller)
-
-    async def _poll_one(self, poller: RiaPoller) -> None:
+    async def _poll(self, poller: RiaPoller) -> None:
         # retries after a transient failure are chained inside, ending before the next poll
         with contextlib.suppress(asyncio.CancelledError):  # stopping: the next start polls
             await poller.poll_and_retry()
@@ -433,6 +321,28 @@ def _force_exit() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(0)
+
+
+def _every(
+    scheduler: AsyncIOScheduler,
+    job: Callable[..., Awaitable[None]],
+    id: str,
+    s: Settings,
+    **when: Any,
+) -> None:
+    """An interval job that runs once at start too, never twice at once, and whose runs
+    missed while busy are folded into one."""
+    args = when.pop("args", None)
+    scheduler.add_job(
+        job,
+        "interval",
+        args=args,
+        id=id,
+        next_run_time=_now(s),
+        max_instances=1,
+        coalesce=True,
+        **when,
+    )
 
 
 def _now(settings: Settings) -> datetime:
