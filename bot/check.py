@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import sqlite_utils
 
+from bot import account_budget
 from bot.app import make_channels
 from bot.config import Settings
 from bot.config_file import FileConfig
@@ -79,6 +80,9 @@ async def check(
                 "RIA polling is off (RIA_API_KEY / RIA_USER_ID not set); "
                 "the webhook works without it",
             )
+        if config is not None and config.accounts:  # each [[account]]'s own budget
+            for row in await store.run(account_budget.lines, time.time(), s.tz, config.accounts):
+                report.line(None, f"RIA {row.strip()}")
         channels = make_channels(s)
         telegram = channels.get("telegram")
         if isinstance(telegram, TelegramChannel):

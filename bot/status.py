@@ -16,6 +16,7 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from bot.config import Settings
+from bot import account_budget
+from bot.config import ConfigError, Settings
 from bot.logs import REDACT
 from handlers.health import STATE_KEY
 from handlers.ria.poller import HOURLY_CAP, check_budget
+from handlers.routing import Account
 from storage.outbox import Target
 
 NO_DATABASE = "no database at {path} (set DATABASE_PATH, or run from the folder that has your .env)"
@@ -51,10 +54,13 @@ async def status(settings: Settings) -> int:
         print(NO_DATABASE.format(path=path), file=sys.stderr)
         return 1
     REDACT.add(settings.secrets())  # error texts from the platforms may quote a secret
+    accounts, problem = _accounts(settings)
     try:
         conn = open_read_only(path)
         try:
-            lines = report(conn, settings, path)
+            lines = report(conn, settings, path, accounts)
+            if problem:
+                lines.append(problem)
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -65,7 +71,9 @@ async def status(settings: Settings) -> int:
     return 0
 
 
-def report(conn: sqlite3.Connection, settings: Settings, path: Path) -> list[str]:
+def report(
+    conn: sqlite3.Connection, settings: Settings, path: Path, accounts: Sequence[Account] = ()
+) -> list[str]:
     tz = settings.tz
     state = _state(conn)
     lines = [f"database: {path} ({_size(path)})"]
@@ -78,7 +86,26 @@ def report(conn: sqlite3.Connection, settings: Settings, path: Path) -> list[str
             if name != "console" and isinstance(info, dict):
                 lines.append(f"{name}: {_channel(info)}")
     lines += _poller(conn, settings, state)
+    if accounts:  # the routing file's [[account]]s: each its own budget (issue 13)
+        lines.append("pollers of the routing file's accounts:")
+        db = sqlite_utils.Database(conn)
+        lines += ["  " + line for line in account_budget.lines(db, time.time(), tz, accounts)]
     return lines
+
+
+def _accounts(settings: Settings) -> tuple[list[Account], str | None]:
+    """The routing file's accounts; a file that does not load is named, not fatal: `status`
+    reports on what runs, and the service itself refuses such a file."""
+    from bot.config_file import load_for
+
+    try:
+        config = load_for(settings)
+    except ConfigError as exc:
+        return [], f"routing file: {'; '.join(exc.lines)} (accounts' budgets not shown)"
+    if config is None:
+        return [], None
+    REDACT.add(config.secrets())
+    return list(config.accounts), None
 
 
 def _when(at: float | None, tz: Any) -> str:

@@ -144,6 +144,8 @@ def callback_resolved(how: str, seconds: float) -> None:
 class Snapshot:
     pending: list[tuple[str, str, int]] = field(default_factory=list)  # channel, target, n
     quota_left: dict[str, int] | None = None  # hour/month; None when polling is off
+    # the routing file's [[account]]s (issue 13), each its own budget: (account, window, n)
+    account_quota_left: list[tuple[str, str, int]] = field(default_factory=list)
     callers_waiting: int = 0
 
 
@@ -153,7 +155,11 @@ _PENDING_SQL = (
 
 
 def read_snapshot(
-    db: sqlite_utils.Database, now: float, tz: ZoneInfo, monthly_quota: int | None
+    db: sqlite_utils.Database,
+    now: float,
+    tz: ZoneInfo,
+    monthly_quota: int | None,
+    accounts: Sequence[tuple[str, int]] = (),
 ) -> Snapshot:
     """On the Store's thread: the outbox backlog (the outbox_due index), the RIA budget (the
     poller's own check), the callers missed today and still waiting (calls_missed index)."""
@@ -168,6 +174,15 @@ def read_snapshot(
             "hour": max(HOURLY_CAP - budget.used_hour, 0),
             "month": max(monthly_quota - budget.used_month, 0),
         }
+    if accounts:
+        from handlers.ria.poller import HOURLY_CAP, check_budget
+
+        for name, quota in accounts:  # (name, monthly quota) of each [[account]]
+            used = check_budget(db, now, tz, quota, name)
+            snap.account_quota_left += [
+                (name, "hour", max(HOURLY_CAP - used.used_hour, 0)),
+                (name, "month", max(quota - used.used_month, 0)),
+            ]
     midnight = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
     found = episodes(db, int(midnight.timestamp()), int(now) + 1)
     snap.callers_waiting = sum(1 for e in found if e.resolved_at is None)
@@ -225,6 +240,16 @@ class DbCollector(Collector):
             for window, n in snap.quota_left.items():
                 quota.add_metric([window], n)
             yield quota
+        if snap.account_quota_left:
+            # a metric of its own: ria_quota_left keeps its one label (the RIA_* account)
+            per_account = GaugeMetricFamily(
+                PREFIX + "ria_account_quota_left",
+                "RIA requests each [[account]]'s poller may still make this hour / this month",
+                labels=["account", "window"],
+            )
+            for name, window, n in snap.account_quota_left:
+                per_account.add_metric([name, window], n)
+            yield per_account
         yield GaugeMetricFamily(
             PREFIX + "callers_waiting",
             "Callers who missed us today and are still waiting for a callback",
@@ -255,11 +280,14 @@ class MetricsEndpoint:
         tz: ZoneInfo,
         monthly_quota: int | None,
         registry: CollectorRegistry = REGISTRY,
+        accounts: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.token = token.encode() if token else None
         self.trusted = tuple(trusted)
         self.registry = registry
-        self.db = DbCollector(lambda: store.run(read_snapshot, time.time(), tz, monthly_quota))
+        self.db = DbCollector(
+            lambda: store.run(read_snapshot, time.time(), tz, monthly_quota, accounts)
+        )
         registry.register(self.db)
 
     def close(self) -> None:
