@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 
 from bot import i18n
 from bot.delivery import render
-from bot.delivery.callback_text import took
+from bot.delivery.callback_text import resolution_text, took
 from bot.delivery.channels.base import Button, Outgoing
 from bot.delivery.markup import Format, Markup, caller, get_format, tr
-from bot.delivery.markup import number as display_number
 from storage.model import Call
-from storage.resolutions import BUTTON, Resolution
+from storage.resolutions import Resolution
 
 MAX_BUTTONS = 100  # Telegram's inline keyboard; Slack's 50 blocks of 25 hold more
 EDIT_LIMIT = 1_000_000  # an edit re-renders what one message held: never split it
@@ -44,15 +43,25 @@ def repeat_line(f: Format, lang: str, repeat: int) -> str:
 
 def resolved_line(f: Format, lang: str, res: Resolution, call: Call, tz: ZoneInfo) -> str:
     """'✅ Called back by Olena · 4 min after the call' / '✅ Got through at 14:05 (...)'."""
-    if res.how == BUTTON:
-        after = took(lang, res.resolved_at - call.started_at)
-        if res.by_name:
-            return tr(f, lang, "cb_by", name=res.by_name, took=after)
-        return tr(f, lang, "cb_by_someone", took=after)
-    at = datetime.fromtimestamp(res.resolved_at, tz).strftime("%H:%M")
-    if res.manager:
-        return tr(f, lang, "cb_answered", time=at, manager=display_number(f, res.manager))
-    return tr(f, lang, "cb_answered_unknown", time=at)
+    return resolution_text(f, lang, res, res.resolved_at - call.started_at, tz)
+
+
+def resolved_callers(
+    calls: Sequence[Call], f: Format, lang: str, tz: ZoneInfo, resolutions: dict[int, Resolution]
+) -> list[str]:
+    """A resolved line per resolved caller, oldest call first; a caller who rang twice
+    is named once."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for call in sorted(calls, key=lambda c: (c.started_at, c.call_id)):
+        res = resolutions.get(call.call_id)
+        key = call.caller_e164 or str(call.call_id)
+        if res is None or key in seen:
+            continue
+        seen.add(key)
+        who = caller(f, lang, call.caller_phone or call.caller_e164)
+        lines.append(f"{resolved_line(f, lang, res, call, tz)} · {who}")
+    return lines
 
 
 def alert(
@@ -109,16 +118,7 @@ def coalesced(
     f = get_format(fmt)
     resolutions = resolutions or {}
     text = render.coalesced(calls, fmt, lang, tz, EDIT_LIMIT, now=now)[0]
-    lines = [text]
-    seen: set[str] = set()
-    for call in sorted(calls, key=lambda c: (c.started_at, c.call_id)):
-        res = resolutions.get(call.call_id)
-        key = call.caller_e164 or str(call.call_id)
-        if res is None or key in seen:
-            continue
-        seen.add(key)
-        who = caller(f, lang, call.caller_phone or call.caller_e164)
-        lines.append(f"{resolved_line(f, lang, res, call, tz)} · {who}")
+    lines = [text, *resolved_callers(calls, f, lang, tz, resolutions)]
     return Outgoing("\n".join(lines), caller_buttons(calls, lang, resolutions))
 
 
@@ -153,16 +153,7 @@ def gone_note(
     as a short new message (a reply where the alert still exists); None if nothing is
     resolved."""
     f = get_format(fmt)
-    lines: list[str] = []
-    seen: set[str] = set()
-    for call in sorted(calls, key=lambda c: (c.started_at, c.call_id)):
-        res = resolutions.get(call.call_id)
-        key = call.caller_e164 or str(call.call_id)
-        if res is None or key in seen:
-            continue
-        seen.add(key)
-        who = caller(f, lang, call.caller_phone or call.caller_e164)
-        lines.append(f"{resolved_line(f, lang, res, call, tz)} · {who}")
+    lines = resolved_callers(calls, f, lang, tz, resolutions)
     if not lines:
         return None
     return Outgoing("\n".join(lines), reply_to=dict(reply_to) if reply_to else None)

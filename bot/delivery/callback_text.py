@@ -11,7 +11,7 @@ from bot import i18n
 from bot.delivery.markup import Format, tr
 from bot.delivery.markup import number as display_number
 from storage.missed import CallerOutcome
-from storage.resolutions import BUTTON
+from storage.resolutions import BUTTON, Resolution
 from storage.stats import CallbackFigures, CallbackStats
 
 
@@ -71,8 +71,14 @@ def outcome_text(o: CallerOutcome, f: Format, lang: str, tz: ZoneInfo, now: floa
     res = o.resolution
     if res is None:
         return tr(f, lang, "cb_outcome_waiting", took=took(lang, o.waited_s(now)))
+    return resolution_text(f, lang, res, o.callback_s or 0.0, tz)
+
+
+def resolution_text(f: Format, lang: str, res: Resolution, after_s: float, tz: ZoneInfo) -> str:
+    """'✅ Called back by Olena · 4 min after the call' (`after_s` after it) / '✅ Got through
+    at 14:05 (...)': the alert's resolved line and /missed's outcome say it alike."""
     if res.how == BUTTON:
-        after = took(lang, o.callback_s or 0.0)
+        after = took(lang, after_s)
         if res.by_name:
             return tr(f, lang, "cb_by", name=res.by_name, took=after)
         return tr(f, lang, "cb_by_someone", took=after)
