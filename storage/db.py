@@ -340,11 +340,13 @@ def transaction(db: sqlite_utils.Database) -> _Tx:
 
 
 class _Tx:
+    BEGIN = "BEGIN IMMEDIATE"
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(self.BEGIN)
         return self.conn
 
     def __exit__(
@@ -353,7 +355,10 @@ class _Tx:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is not None:
+        self._end(failed=exc_type is not None)
+
+    def _end(self, failed: bool) -> None:
+        if failed:
             self._rollback()
             return
         try:
@@ -377,18 +382,11 @@ class _Tx:
 class _Savepoint(_Tx):
     """A transaction nested in a group commit's: its writes are undone alone on error."""
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("SAVEPOINT tx")
-        return self.conn
+    BEGIN = "SAVEPOINT tx"
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _end(self, failed: bool) -> None:
         if not self.conn.in_transaction:  # SQLite rolled the whole group back; it raises
             return
-        if exc_type is not None:
+        if failed:
             self.conn.execute("ROLLBACK TO tx")
         self.conn.execute("RELEASE tx")
