@@ -42,22 +42,8 @@ def build_poller(
     s = settings
     if s.ria_api_key is None or s.ria_user_id is None:
         return None
-    client = RiaClient(
-        session,
-        base_url=s.ria_api_url,
-        api_key=s.ria_api_key.get_secret_value(),
-        user_id=s.ria_user_id,
-        timeout=timeout,
-    )
-    return RiaPoller(
-        client,
-        store,
-        intake,
-        tz=s.tz,
-        interval_minutes=s.ria_poll_interval_minutes,
-        monthly_quota=s.ria_monthly_quota,
-        alert_max_age_s=s.alert_max_age_minutes * 60,
-    )
+    key = (s.ria_api_key, s.ria_user_id, s.ria_monthly_quota)
+    return _poller(s, session, store, intake, key, account=None, timeout=timeout)
 
 
 class AccountLike(Protocol):
@@ -84,11 +70,28 @@ def build_account_poller(
 ) -> RiaPoller:
     """The poller of one [[account]] (issue 13): its own key, user id and monthly quota
     (its requests counted apart), and its calls stored as the account's."""
+    key = (account.api_key, account.user_id, account.monthly_quota)
+    return _poller(settings, session, store, intake, key, account=account.name, timeout=timeout)
+
+
+def _poller(
+    settings: PollerSettings,
+    session: aiohttp.ClientSession,
+    store: Store,
+    intake: Intake,
+    key: tuple[SecretStr, str, int],
+    *,
+    account: str | None,
+    timeout: float,
+) -> RiaPoller:
+    """The one way a poller is built: `key` is (API key, user id, monthly quota) of the
+    RIA_* account (`account` None) or of an [[account]]; the rest is shared."""
+    api_key, user_id, monthly_quota = key
     client = RiaClient(
         session,
         base_url=settings.ria_api_url,
-        api_key=account.api_key.get_secret_value(),
-        user_id=account.user_id,
+        api_key=api_key.get_secret_value(),
+        user_id=user_id,
         timeout=timeout,
     )
     return RiaPoller(
@@ -97,7 +100,7 @@ def build_account_poller(
         intake,
         tz=settings.tz,
         interval_minutes=settings.ria_poll_interval_minutes,
-        monthly_quota=account.monthly_quota,
+        monthly_quota=monthly_quota,
         alert_max_age_s=settings.alert_max_age_minutes * 60,
-        account=account.name,
+        account=account,
     )
