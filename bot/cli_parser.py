@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 
 from bot import __version__, export, route_cli
 
@@ -16,15 +15,6 @@ PERIOD_HELP = (
 )
 # how long send-test and `summary --send` try before giving up and taking their message back
 DELIVER_TIMEOUT_S = 30.0
-
-
-def _date(text: str) -> date:
-    from handlers.chat.periods import parse_day
-
-    try:
-        return parse_day(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -55,10 +45,20 @@ def parser() -> argparse.ArgumentParser:
         epilog=f"DATE: {DATE_FORMATS}, e.g. 2026-11-01 or 01.11.2026.",
     )
     b.add_argument(
-        "--from", dest="day_from", type=_date, required=True, metavar="DATE", help="first day"
+        "--from",
+        dest="day_from",
+        type=export.day_arg,
+        required=True,
+        metavar="DATE",
+        help="first day",
     )
     b.add_argument(
-        "--to", dest="day_to", type=_date, required=True, metavar="DATE", help="last day (included)"
+        "--to",
+        dest="day_to",
+        type=export.day_arg,
+        required=True,
+        metavar="DATE",
+        help="last day (included)",
     )
     b.add_argument(
         "--account",
@@ -102,7 +102,9 @@ def parser() -> argparse.ArgumentParser:
     )
     rs = sub.add_parser("resend", help="send failed alerts again (at the service's next start)")
     rs.add_argument("--failed", action="store_true", required=True, help="the failed ones")
-    rs.add_argument("--since", type=_date, metavar="DATE", help="only those created since DATE")
+    rs.add_argument(
+        "--since", type=export.day_arg, metavar="DATE", help="only those created since DATE"
+    )
     sub.add_parser(
         "status",
         help="per target: pending, sent, last error; the poller's budget; the database",

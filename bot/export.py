@@ -36,7 +36,8 @@ FIELDS = [
 ]
 
 
-def _day(text: str) -> date:
+def day_arg(text: str) -> date:
+    """An option's DATE (YYYY-MM-DD or DD.MM.YYYY); every subcommand's date options use it."""
     try:
         return parse_day(text)
     except ValueError as exc:
@@ -52,8 +53,8 @@ def add_parser(sub: Any) -> None:
         "row per call) or as a JSON array, oldest first, to stdout or --output FILE.",
         epilog="DATE: YYYY-MM-DD or DD.MM.YYYY; both days are included.",
     )
-    ex.add_argument("--from", dest="day_from", type=_day, required=True, metavar="DATE")
-    ex.add_argument("--to", dest="day_to", type=_day, required=True, metavar="DATE")
+    ex.add_argument("--from", dest="day_from", type=day_arg, required=True, metavar="DATE")
+    ex.add_argument("--to", dest="day_to", type=day_arg, required=True, metavar="DATE")
     ex.add_argument("--missed", action="store_true", help="only the missed calls")
     ex.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     ex.add_argument("--output", metavar="FILE", help="write here instead of stdout")
