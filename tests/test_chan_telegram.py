@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -58,7 +59,12 @@ async def test_set_webhook_failure_is_retried_and_shown(
     _, env = webhook_env(telegram)
     service = await services(**env)
     await until(lambda: "setWebhook" in service.stderr(), 20, "the setWebhook failure logged")
-    _code, out, _ = await run_cli(service.env, tmp_path, "status")
+    # the service saves its state within about a second of a change: read until it shows
+    for _ in range(40):
+        _code, out, _ = await run_cli(service.env, tmp_path, "status")
+        if "setWebhook" in out:
+            break
+        await asyncio.sleep(0.25)
     assert "setWebhook" in out, out
     assert HOOK_SECRET not in out
     await until(lambda: bool(telegram.webhook["url"]), 30, "setWebhook retried until it works")

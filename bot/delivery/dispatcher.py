@@ -17,13 +17,14 @@ crash in between (at most one in-flight send per target) can repeat that one mes
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.delivery.channels.base import Channel
+from bot.delivery.channels.base import Channel, Reconnects
 from bot.delivery.outcome import BACKOFF_BASE_S, BACKOFF_MAX_S, PROBE_S, backoff
 from bot.delivery.worker import TargetWorker
 from storage import outbox
@@ -67,6 +68,9 @@ class Dispatcher:
         self.targets = None if targets is None else frozenset(targets)
         self.workers: dict[Target, TargetWorker] = {}
         self._missing_logged: set[str] = set()
+        for name, channel in channels.items():
+            if isinstance(channel, Reconnects):
+                channel.on_ready = functools.partial(self.retry_now, name)
 
     def submit(self, items: list[OutboxItem]) -> None:
         """Hand new outbox rows (already committed) to their targets' workers."""
@@ -143,6 +147,12 @@ class Dispatcher:
         if self.targets is not None and target not in self.targets:
             return False
         return target.channel in self.channels
+
+    def retry_now(self, channel: str) -> None:
+        """Called by a channel when it connects: its targets retry at once."""
+        for target, worker in self.workers.items():
+            if target.channel == channel:
+                worker.retry_now()
 
     async def flush(self, timeout: float) -> bool:
         """Wait until nothing is due anywhere (True) or `timeout` passes (False)."""

@@ -62,6 +62,17 @@ class TargetWorker(Outcomes, Followups):
         self.backlog.add(items)
         self.wake.set()
 
+    def retry_now(self) -> None:
+        """The channel has just (re)connected: what waits for a retry goes now, and a paused
+        target gets its probe at once, instead of after the rest of its backoff (up to a
+        minute) on top of the channel's own reconnect wait."""
+        now = self.d.clock()
+        for item in self.queue.values():
+            item.next_attempt_at = min(item.next_attempt_at, now)
+        if self.paused is not None:
+            self.not_before = 0.0  # a 429's wait (not paused) is kept: the platform asked it
+        self.wake.set()
+
     def backlog_from(self, first_id: int) -> None:
         self.backlog.from_db(first_id)
         self.wake.set()

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -186,6 +186,14 @@ async def send_paced(
             return result
         await asyncio.sleep(retry_after)
     raise AssertionError("unreachable")
+
+
+@runtime_checkable
+class Reconnects(Protocol):
+    """A channel that connects in the background (Telegram, Slack): it calls `on_ready`
+    each time it (re)connects, so the dispatcher retries its targets at once."""
+
+    on_ready: Callable[[], None] | None
 
 
 class Channel(Protocol):

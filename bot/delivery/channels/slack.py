@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -119,6 +120,7 @@ class SlackChannel:
             BOLT_LOG.setLevel(logging.NOTSET)
         self.webhook = SlackWebhook(self.app, signing_secret)
         self.connected = False
+        self.on_ready: Callable[[], None] | None = None  # set by the dispatcher
         self.last_error: str | None = None
         self.bot_user: str | None = None
         self.mode = "alerts only"
@@ -263,6 +265,8 @@ class SlackChannel:
         elif self.signing_secret:
             self.mode = f"HTTP mode at {WEBHOOK_PATH}"
         self.connected = True
+        if self.on_ready is not None:
+            self.on_ready()
         log.info("slack: connected as @%s in %s (%s)", self.bot_user, auth.get("team"), self.mode)
 
     def _failed(self, error: str) -> None:

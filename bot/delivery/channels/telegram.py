@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -93,6 +93,7 @@ class TelegramChannel:
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.connected = False
+        self.on_ready: Callable[[], None] | None = None  # set by the dispatcher
         self.mode = "alerts only"
         # what is failing, by source (connect, commands, polling, chats): `last_error` joins
         self._errors: dict[str, str] = {}
@@ -262,6 +263,8 @@ class TelegramChannel:
             log.warning("telegram: could not register the command list: %s", exc.message)
         await self.app.start()
         self.connected = True
+        if self.on_ready is not None:
+            self.on_ready()
         log.info("telegram: connected as @%s", bot.username)
         # alerts go out from here on; commands once Telegram takes our setWebhook/getUpdates
         self.mode = await until_it_works(
