@@ -340,13 +340,13 @@ def transaction(db: sqlite_utils.Database) -> _Tx:
 
 
 class _Tx:
-    BEGIN = "BEGIN IMMEDIATE"
+    nested = False  # a savepoint inside a group commit's transaction
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute(self.BEGIN)
+        self.conn.execute("SAVEPOINT tx" if self.nested else "BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(
@@ -382,7 +382,7 @@ class _Tx:
 class _Savepoint(_Tx):
     """A transaction nested in a group commit's: its writes are undone alone on error."""
 
-    BEGIN = "SAVEPOINT tx"
+    nested = True
 
     def _end(self, failed: bool) -> None:
         if not self.conn.in_transaction:  # SQLite rolled the whole group back; it raises
