@@ -17,6 +17,7 @@ from handlers.ria.records import to_e164
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, SAMPLE, FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
+from tests.reliability import settled, until
 from tests.service import WEBHOOK_SECRET, run_cli
 
 MISSED = ("NOANSWER", "CANCEL", "BUSY")
@@ -48,7 +49,8 @@ async def test_sample_gives_one_alert_per_missed_call_and_a_repeat_none(services
 
     status, body = await service.post(service.webhook_url, json=sample)
     assert (status, body) == (200, {"accepted": 0, "duplicates": 4})
-    await asyncio.sleep(1.5)
+    # the outbox drained and no send in flight: a duplicate would have been sent by now
+    await settled(service.env["DATABASE_PATH"], telegram)
     assert len(telegram.messages_for(GROUP)) == len(wanted)
     assert telegram.rate_limited == 0
     assert await service.stop() == 0
@@ -144,7 +146,9 @@ async def test_poller_and_webhook_overlap_alert_once(services, telegram) -> None
                 break
             await asyncio.sleep(0.1)
         assert ria.request_count >= polled + 2
-        await asyncio.sleep(0.5)
+        # one poll at a time: the poll that saw `later` is stored; now let its alerts (if
+        # any, wrongly) go out before counting
+        await settled(service.env["DATABASE_PATH"], telegram)
         texts = [m["text"] for m in telegram.messages_for(GROUP)]
         assert len(texts) == 2, texts
         assert sum("+380671112266" in t for t in texts) == 1
@@ -220,8 +224,13 @@ async def test_ria_key_and_tokens_never_show_in_output(services, telegram) -> No
             if ria.request_count >= 3:
                 break
             await asyncio.sleep(0.1)
+        failed = service.output().count("RIA API answered HTTP 500")
         ria.mode = "down_500"
-        await asyncio.sleep(1.5)
+        await until(
+            lambda: service.output().count("RIA API answered HTTP 500") > failed,
+            20,
+            "a poll failing against RIA down",
+        )
         assert await service.stop() == 0
     output = service.output()
     assert ria.request_count >= 3
@@ -279,7 +288,7 @@ async def test_sigterm_flushes_and_exits_zero_and_restart_sends_nothing_twice(
     assert 1 <= delivered <= 3
     restarted = await services(**telegram_env(telegram, chats="42"))
     await telegram.wait_for_messages(3, chat_id=42, timeout=15)
-    await asyncio.sleep(1.5)
+    await settled(restarted.env["DATABASE_PATH"], telegram)  # a late duplicate would be in
     numbers = [
         n
         for m in telegram.messages_for(42)

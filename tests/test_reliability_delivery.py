@@ -28,6 +28,7 @@ from tests.reliability import (
     db_rows,
     e164,
     fill,
+    in_flight,
     mentions,
     rig,
     texts_for,
@@ -282,7 +283,20 @@ async def test_a_chat_taken_out_of_the_configuration_gets_nothing_more(
     telegram.mode = "ok"
     async with rig(tmp_path, telegram, [B], targets=[Target("telegram", B)]) as again:
         await telegram.wait_for_messages(1, chat_id=B, timeout=10)
-        await asyncio.sleep(1.0)
+        # settled as far as the service goes: B's row recorded sent, no send in flight, and
+        # nothing due for any worker; A's row stays pending by design, so `settled` (an
+        # empty outbox) cannot be the signal here
+        db = tmp_path / "calls.db"
+        await until(
+            lambda: (
+                db_rows(db, "SELECT state FROM outbox WHERE target = ?", B) == [("sent",)]
+                and not in_flight(telegram)
+            ),
+            10,
+            "B's alert recorded and nothing in flight",
+        )
+        assert await again.dispatcher.flush(10)
+        assert not in_flight(telegram)
         rows = await again.rows("SELECT target, state FROM outbox ORDER BY target")
     assert telegram.messages_for(A) == []
     assert rows == [(A, "pending"), (B, "sent")]

@@ -28,7 +28,7 @@ from bot.delivery.channels.telegram import SECRET_HEADER, TelegramChannel, build
 from tests.conftest import GROUP, RIA_KEY, RIA_USER, TG_TOKEN, telegram_env
 from tests.fakes.ria import FakeRia, make_call
 from tests.fakes.telegram import FakeTelegram
-from tests.reliability import caller, e164, until
+from tests.reliability import caller, db_rows, e164, until
 from tests.service import BIN, WEBHOOK_SECRET, base_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +105,14 @@ async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
         telegram.release_chat(GROUP)
         await telegram.stop()  # connection refused from here on
         await service.post(service.webhook_url, json=make_call(4, caller=caller(4)))
-        await asyncio.sleep(1.0)
+        # the service's own record that it tried (and failed) to send call 4 to a Telegram
+        # refusing connections: the error it logs for that is in the output checked below
+        db = service.env["DATABASE_PATH"]
+        await until(
+            lambda: db_rows(db, "SELECT 1 FROM outbox WHERE call_id = 4 AND attempts > 0"),
+            20,
+            "a send of call 4 refused",
+        )
         assert await service.stop() == 0
     output = service.output()
     for what in (
