@@ -420,11 +420,18 @@ async def test_container_alerts_stops_cleanly_and_keeps_its_data(
             assert code == 0, await containers.logs(second)
             assert len(tg.messages_for(GROUP)) == total_alerts
             assert tg.rate_limited == 0
+            # no alert is waiting either (an edit of a resolved alert may be: the group's
+            # 20 a minute hold it, and it is not an alert sent twice)
+            query = (
+                "import sqlite3; print(sqlite3.connect('/data/calls.db').execute("
+                "\"SELECT COUNT(*) FROM outbox WHERE kind = 'missed_call' AND state = 'pending'\""
+                ").fetchone()[0])"
+            )
             rc, out, err = await podman(
-                "run", "--rm", "--network", "host", "-v", f"{containers.volume}:/data",
-                *env_args(env), image.name, "status",
+                "run", "--rm", "-v", f"{containers.volume}:/data", "--entrypoint", "python",
+                image.name, "-c", query,
             )  # fmt: skip
-            assert rc == 0 and f"telegram:{GROUP}: pending 0," in out, out + err
+            assert rc == 0 and out.strip() == "0", out + err
 
             # 6. `IMAGE stats today` on the same volume prints today's figures
             period = "today" if datetime.now(KYIV).date() == now.date() else now.date().isoformat()
