@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from handlers.proxies import Network, forwarded_for
+from handlers.proxies import Network, forwarded_for, seen_from
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,7 @@ class HttpServer:
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         protocol = request.protocol
         self._busy.add(protocol)
-        forwarded = request.headers.getall("X-Forwarded-For", [])
-        self._client[protocol] = (request.remote, ",".join(forwarded) or None)
+        self._client[protocol] = seen_from(request)
         timeout = asyncio.timeout(REQUEST_S)
         try:
             async with timeout:

@@ -65,8 +65,14 @@ def forwarded_for(peer: str | None, header: str | None, trusted: Sequence[Networ
     return str(current)
 
 
+def seen_from(request: web.BaseRequest) -> tuple[str | None, str | None]:
+    """The peer's address and the X-Forwarded-For it sent (all such headers, joined): what
+    `forwarded_for` needs, cheap to keep until a log line asks for the client."""
+    headers = request.headers.getall("X-Forwarded-For", [])
+    return request.remote, ",".join(headers) or None
+
+
 def client_address(request: web.BaseRequest, trusted: Sequence[Network]) -> str:
     """The address to name in a log line: X-Forwarded-For is believed only from a trusted
     proxy. Always an IP address (or "unknown"): never text a client chose."""
-    headers = request.headers.getall("X-Forwarded-For", [])
-    return forwarded_for(request.remote, ",".join(headers) or None, trusted)
+    return forwarded_for(*seen_from(request), trusted)
