@@ -24,6 +24,7 @@ from bot import accounts
 from bot.config import ConfigError, Settings
 from bot.config_checks import database_problem, listen_problem
 from bot.config_file import FileConfig
+from bot.delivery import names
 from bot.delivery.channels.base import Channel
 from bot.delivery.channels.slack import SlackChannel
 from bot.delivery.channels.telegram import TelegramChannel
@@ -84,6 +85,7 @@ class Service:
             tz=self.settings.tz,
             callback_within_s=self.settings.callback_within_minutes * 60,
             scope=scope,
+            group=names.canonical,  # one line per named manager (issue 13)
         )
 
     async def run(self) -> None:

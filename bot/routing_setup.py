@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from bot.config import ConfigError, Settings
-from bot.config_file import FileConfig, config_path, load
+from bot.config_file import FileConfig, config_path, load, load_for
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.names import set_managers
 from bot.hours import set_hours
@@ -70,6 +70,19 @@ def install(
     )
 
 
+def load_names(settings: Settings) -> str | None:
+    """For the command line's reports (`summary`): the file's [[manager]] names, so they
+    read like the chat's. A bad or missing file is no reason to refuse a report: numbers,
+    as without a file, and the problem is returned for a note."""
+    try:
+        config = load_for(settings)
+    except ConfigError as exc:
+        return "; ".join(exc.lines)
+    managers: list[Any] = list(config.managers) if config is not None else []
+    set_managers(managers)
+    return None
+
+
 def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
     """SIGHUP: read the file again; on any problem keep the router in force."""
     path = config_path(settings)
@@ -85,4 +98,4 @@ def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
     return True
 
 
-__all__ = ["install", "reload", "routed_chats", "routed_targets"]
+__all__ = ["install", "load_names", "reload", "routed_chats", "routed_targets"]

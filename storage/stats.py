@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,9 @@ import sqlite_utils
 from storage.missed import Scope, episodes
 
 ANSWER = "ANSWER"
+# destination_phone -> the key a manager's lines are counted under (the caller passes the
+# configuration file's names, issue 13: storage knows no managers); None: per number
+Group = Callable[[str], str] | None
 
 # Call.car's label in SQL: "Marka Model", or "Marka" when the model is unknown. It must stay
 # textually identical to the expression of the calls_by_car index, or that index goes unused.
@@ -135,12 +139,17 @@ def period_stats(
     top: int = 5,
     within_s: float | None = None,
     scope: Scope = None,
+    group: Group = None,
 ) -> PeriodStats:
     """The figures of `/stats` for calls with start <= started_at < end; with `within_s`
     (the callback promise, seconds) also the callback figures (`callbacks`); with `scope`
-    (channel, chat) only the calls routed to that chat (call_routes, issue 13)."""
+    (channel, chat) only the calls routed to that chat (call_routes, issue 13); with `group`
+    the manager lines are counted per `group(destination_phone)` (one line per named
+    manager, whatever number of lines she has)."""
     callbacks = (
-        None if within_s is None else callback_stats(db, start, end, within_s=within_s, scope=scope)
+        None
+        if within_s is None
+        else callback_stats(db, start, end, within_s=within_s, scope=scope, group=group)
     )
     conn = db.conn
     params: dict[str, Any] = {"start": start, "end": end, "top": max(top, 0)}  # -1: no limit
@@ -159,7 +168,7 @@ def period_stats(
         total += count
         wait_sum += waiting
         by_status[status] = by_status.get(status, 0) + count
-        line = managers.setdefault(manager, [0, 0, 0])
+        line = managers.setdefault(group(manager) if group else manager, [0, 0, 0])
         line[0] += count
         if status == ANSWER:
             answered += count
@@ -225,7 +234,13 @@ class CallbackStats(CallbackFigures):
 
 
 def callback_stats(
-    db: sqlite_utils.Database, start: int, end: int, *, within_s: float, scope: Scope = None
+    db: sqlite_utils.Database,
+    start: int,
+    end: int,
+    *,
+    within_s: float,
+    scope: Scope = None,
+    group: Group = None,
 ) -> CallbackStats:
     """Callback figures for the callers who missed us in [start, end), as they stand now.
 
@@ -236,7 +251,8 @@ def callback_stats(
     per: dict[str, list[float | None]] = {}  # phone -> callback seconds (None: waiting)
     for e in found:
         took = None if e.resolved_at is None else max(e.resolved_at - e.since, 0.0)
-        per.setdefault(e.destination_phone, []).append(took)
+        phone = group(e.destination_phone) if group else e.destination_phone
+        per.setdefault(phone, []).append(took)
     everyone = [t for times in per.values() for t in times]
     managers = [
         ManagerCallbacks(*_figures(times, within_s), destination_phone=phone)

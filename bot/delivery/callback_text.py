@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bot import i18n
 from bot.delivery.markup import Format, tr
-from bot.delivery.markup import number as display_number
+from bot.delivery.markup import manager as manager_name
 from storage.missed import CallerOutcome
 from storage.resolutions import BUTTON, Resolution
 from storage.stats import CallbackFigures, CallbackStats
@@ -31,7 +31,8 @@ MANAGER_LINES = 10  # per-manager callback lines in /stats and the summaries, at
 
 def figures_lines(cb: CallbackStats | None, f: Format, lang: str) -> list[str]:
     """The callback figures of /stats and the summaries: called back N of M (%), within
-    the promise (%), median time to callback, still waiting; then the same per manager."""
+    the promise (%), median time to callback, still waiting; then the same per manager
+    (by name when the configuration file names her line, issue 13)."""
     if cb is None or cb.missed_callers == 0:
         return []
     lines = [_figures(cb, f, lang, "cb_callbacks", within=took(lang, cb.within_s))]
@@ -44,7 +45,7 @@ def figures_lines(cb: CallbackStats | None, f: Format, lang: str) -> list[str]:
                     f,
                     lang,
                     "cb_callbacks_manager",
-                    manager=display_number(f, m.destination_phone),
+                    manager=manager_name(f, m.destination_phone),
                 )
             )
     return lines
@@ -84,5 +85,5 @@ def resolution_text(f: Format, lang: str, res: Resolution, after_s: float, tz: Z
         return tr(f, lang, "cb_by_someone", took=after)
     at = datetime.fromtimestamp(res.resolved_at, tz).strftime("%H:%M")
     if res.manager:
-        return tr(f, lang, "cb_answered", time=at, manager=display_number(f, res.manager))
+        return tr(f, lang, "cb_answered", time=at, manager=manager_name(f, res.manager))
     return tr(f, lang, "cb_answered_unknown", time=at)

@@ -31,17 +31,23 @@ class Person:
 
 
 _by_phone: dict[str, Person] = {}
+# destination_phone (E.164) -> the manager's first phone: the key figures are grouped by,
+# so a manager with two lines is one line of /stats, summaries and callback figures
+_canonical: dict[str, str] = {}
 
 
 def set_managers(managers: Iterable[_ManagerLike]) -> None:
     """Replace the directory (one assignment: a renderer never sees half of a reload)."""
-    global _by_phone
+    global _by_phone, _canonical
     fresh: dict[str, Person] = {}
+    canonical: dict[str, str] = {}
     for m in managers:
         person = Person(m.name, m.telegram, m.slack)
-        for phone in m.phones:
-            fresh[str(phone)] = person
-    _by_phone = fresh
+        phones = sorted(str(p) for p in m.phones)
+        for phone in phones:
+            fresh[phone] = person
+            canonical[phone] = phones[0]
+    _by_phone, _canonical = fresh, canonical
 
 
 def person(phone: str | None) -> Person | None:
@@ -53,6 +59,14 @@ def person(phone: str | None) -> Person | None:
         e164 = to_e164(phone)
         found = _by_phone.get(e164) if e164 else None
     return found
+
+
+def canonical(phone: str) -> str:
+    """The key a manager's figures are counted under: her first phone for every one of her
+    lines (a name for two lines is one line of figures), any other number as it is."""
+    if not _canonical or not phone:
+        return phone
+    return _canonical.get(phone) or _canonical.get(to_e164(phone) or "", phone)
 
 
 def name_of(phone: str | None) -> str | None:
@@ -77,4 +91,4 @@ def mention(fmt: str, ref: str | None, phone: str | None) -> str | None:
     return None
 
 
-__all__ = ["Person", "mention", "name_of", "person", "set_managers"]
+__all__ = ["Person", "canonical", "mention", "name_of", "person", "set_managers"]

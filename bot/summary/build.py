@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from bot.delivery import names
 from handlers.chat.periods import Period, period_of
 from storage import summary as sql
 from storage.outbox import OutboxItem
@@ -168,7 +169,16 @@ def build(
     before_cutoff = before_period.end if cutoff >= period.end else week_earlier(cutoff, tz)
     before_cutoff = max(before_period.start, min(before_cutoff, before_period.end))
 
-    stats = period_stats(db, period.start, cutoff, top=TOP_CARS, within_s=within_s, scope=scope)
+    # one line per named manager ([[manager]], issue 13), however many lines she has
+    stats = period_stats(
+        db,
+        period.start,
+        cutoff,
+        top=TOP_CARS,
+        within_s=within_s,
+        scope=scope,
+        group=names.canonical,
+    )
     before = period_stats(db, before_period.start, before_cutoff, top=0, scope=scope)
     missed = missed_report(db, period.start, cutoff, limit=waiting_limit, scope=scope)
 

@@ -69,6 +69,11 @@ async def run(
     except UsageError as exc:
         print(f"summary: {exc}", file=sys.stderr)
         return 2
+    # managers by name, as in the chat (issue 13); a bad routing file: numbers, and a note
+    from bot.routing_setup import load_names
+
+    if (problem := load_names(s)) is not None:
+        print(f"summary: managers shown by number: {problem}", file=sys.stderr)
     # an existing database only (the CLI says so before): a summary of a new, empty one
     # would be a summary of nothing
     store = Store(s.database_path, create=False)

@@ -7,6 +7,7 @@ bot/render. Nothing here knows about a chat platform or a message format.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -106,9 +107,12 @@ async def answer(
     now: datetime | None = None,
     callback_within_s: float = DEFAULT_PROMISE_S,
     scope: tuple[str, str] | None = None,
+    group: Callable[[str], str] | None = None,
 ) -> Reply:
     """What to answer to `command argument`. User mistakes become an ErrorReply. `scope`
-    (channel, chat id): only the calls routed to that chat (issue 13); None: every call."""
+    (channel, chat id): only the calls routed to that chat (issue 13); None: every call.
+    `group`: a manager line -> the key her figures are counted under (the service passes
+    the configuration file's names, so a manager with two lines is one line)."""
     action = _COMMANDS.get(command.strip().lower())
     if action is None:
         return ErrorReply("unknown_command", command)
@@ -129,7 +133,13 @@ async def answer(
     if action == "stats":
         within = callback_within_s if callback_within_s > 0 else DEFAULT_PROMISE_S
         stats = await store.run(
-            period_stats, period.start, period.end, top=TOP_CARS, within_s=within, scope=scope
+            period_stats,
+            period.start,
+            period.end,
+            top=TOP_CARS,
+            within_s=within,
+            scope=scope,
+            group=group,
         )
         return StatsReply(period, stats)
     # a naive `now` is local time (as parse_period takes it)

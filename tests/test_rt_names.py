@@ -1,0 +1,75 @@
+"""Routing (issue 13): managers by name in /stats, /missed and the callback figures, through
+the CLI and the fake Telegram (a manager with two lines is one line of figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import GROUP, telegram_env
+from tests.fakes.ria import make_call
+from tests.fakes.telegram import FakeTelegram
+
+OLENA_1 = "0731375686"  # make_call's destination_phone
+OLENA_2 = "0731375687"
+PETRO = "0671112233"
+
+MANAGERS = f"""\
+[[manager]]
+name = "Olena"
+phones = ["{OLENA_1}", "{OLENA_2}"]
+
+[[manager]]
+name = "Petro"
+phones = ["{PETRO}"]
+"""
+
+
+async def reply(telegram: FakeTelegram, command: str) -> str:
+    update = telegram.push_command(int(GROUP), command)
+    message = await telegram.wait_for_reply(int(GROUP), after_update_id=update, timeout=15)
+    return str(message["plain_text"])
+
+
+async def test_stats_missed_and_callback_figures_name_the_managers(
+    services, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    (tmp_path / "ria-calls-bot.toml").write_text(MANAGERS)
+    service = await services(LANGUAGE="en", **telegram_env(telegram))
+    calls = [
+        make_call(1, caller="0951111111"),  # Olena's first line
+        make_call(2, caller="0952222222", destination_phone=OLENA_2),  # her second line
+        make_call(3, caller="0953333333", destination_phone=PETRO),
+    ]
+    assert (await service.post(service.webhook_url, json=calls))[0] == 200
+    await telegram.wait_for_messages(3, chat_id=GROUP, timeout=15)
+    # the first caller rings again and Olena answers on her second line: resolved
+    answered = make_call(4, "ANSWER", caller="0951111111", destination_phone=OLENA_2)
+    assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
+
+    text = await reply(telegram, "/stats today")
+    # one line for Olena's two lines (2 missed callers, 1 called back), one for Petro
+    assert "Olena: called back 1 of 2" in text, text
+    assert "Petro: called back 0 of 1" in text, text
+    assert text.count("Olena: called back") == 1, text  # one callback line for her
+    assert "Olena: 3 · ✅ 1 · 🔴 2" in text, text  # /stats' managers: her two lines as one
+    for digits in ("1375686", "1375687", "1112233"):  # the managers' lines, by name only
+        assert digits not in text.replace(" ", ""), text
+
+    text = await reply(telegram, "/missed all")
+    assert "answered by Olena" in text, text
+    assert "1375687" not in text.replace(" ", ""), text  # her line's number is not shown
+    assert await service.stop() == 0
+
+
+async def test_without_managers_the_figures_show_numbers(
+    services, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    service = await services(LANGUAGE="en", **telegram_env(telegram))
+    calls = [make_call(1, caller="0951111111")]
+    assert (await service.post(service.webhook_url, json=calls))[0] == 200
+    answered = make_call(2, "ANSWER", caller="0951111111")
+    assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
+    text = await reply(telegram, "/missed all")
+    assert "answered by" in text and "1375686" in text.replace(" ", ""), text
+    assert "Olena" not in text
+    assert await service.stop() == 0
