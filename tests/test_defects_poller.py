@@ -11,79 +11,33 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from bot.summary import chart
 from bot.summary.build import DAILY
 from bot.summary.schedule import Due, SummaryScheduler, due, local_at
-from handlers.intake import Intake
-from handlers.ria.api import RiaClient
-from handlers.ria.poller import HOURLY_CAP, RiaPoller, check_budget
+from handlers.ria.poller import HOURLY_CAP, check_budget
 from storage import ria_requests
 from storage.db import Store, connect
 from storage.outbox import OutboxItem, Target
-from tests.conftest import RIA_KEY, RIA_USER
-from tests.fakes.ria import DEFAULT_API_KEY, DEFAULT_USER_ID, KYIV, FakeRia
+from tests.conftest import RIA_KEY, RIA_USER, PollerRig, SimClock, poller_rig
+from tests.fakes.ria import KYIV, FakeRia
 from tests.test_summary import call, load
 
 UTC = ZoneInfo("UTC")
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:  # what asyncio.sleep is to the real clock
-        self.now += seconds
-
-
-Make = Callable[..., RiaPoller]
-
-
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[Clock, FakeRia, Store, Make]]:
-    clock = Clock(datetime(2026, 11, 15, 12, 30, tzinfo=KYIV))
-    store = Store(tmp_path / "p.db")
-    await store.open()
-    async with FakeRia(clock=clock) as ria, aiohttp.ClientSession() as session:
-
-        def make(
-            *, interval: float = 60, quota: int = 1000, url: str | None = None, timeout: float = 2
-        ) -> RiaPoller:
-            client = RiaClient(
-                session,
-                base_url=url or ria.url,
-                api_key=DEFAULT_API_KEY,
-                user_id=str(DEFAULT_USER_ID),
-                timeout=timeout,
-            )
-            intake = Intake(
-                store, targets=[Target("console", "stdout")], missed_statuses=["NOANSWER"]
-            )
-            return RiaPoller(
-                client,
-                store,
-                intake,
-                tz=KYIV,
-                interval_minutes=interval,
-                monthly_quota=quota,
-                alert_max_age_s=7200,
-                clock=clock,
-            )
-
-        yield clock, ria, store, make
-    await store.close()
+async def env(tmp_path: Path) -> AsyncIterator[PollerRig]:
+    async with poller_rig(tmp_path, datetime(2026, 11, 15, 12, 30, tzinfo=KYIV)) as rig:
+        yield rig
 
 
 def count_requests(db: Any) -> int:
@@ -141,9 +95,7 @@ def test_the_budget_leaves_requests_for_the_last_day(
 
 
 @pytest.mark.parametrize(("quota", "interval"), [(30, 60), (100, 15), (1000, 60)])
-async def test_the_poller_over_a_31_day_month(
-    env: tuple[Clock, FakeRia, Store, Make], quota: int, interval: int
-) -> None:
+async def test_the_poller_over_a_31_day_month(env: PollerRig, quota: int, interval: int) -> None:
     """The whole poller against the fake RIA (which enforces RIA's limits) for March."""
     clock, ria, _, make = env
     clock.now, end = MARCH.timestamp(), month_end(MARCH).timestamp()
@@ -160,7 +112,7 @@ async def test_the_poller_over_a_31_day_month(
 
 
 async def test_the_hourly_cap_holds_when_the_pace_has_room(
-    env: tuple[Clock, FakeRia, Store, Make],
+    env: PollerRig,
 ) -> None:
     """Mid-month with nothing used, the pace would allow hundreds: RIA's 30 an hour wins."""
     clock, ria, _, make = env
@@ -179,7 +131,7 @@ async def test_the_hourly_cap_holds_when_the_pace_has_room(
 
 
 async def test_requests_recorded_in_the_future_do_not_block_polling(
-    env: tuple[Clock, FakeRia, Store, Make],
+    env: PollerRig,
 ) -> None:
     clock, ria, store, make = env
     ahead = clock.now + 2 * 3600  # a clock that was two hours ahead (and next week)
@@ -199,7 +151,7 @@ async def test_requests_recorded_in_the_future_do_not_block_polling(
 # ---- item 17: backoff, permanent answers, chained retries -------------------------------
 
 
-async def test_the_backoff_never_overflows(env: tuple[Clock, FakeRia, Store, Make]) -> None:
+async def test_the_backoff_never_overflows(env: PollerRig) -> None:
     _, ria, _, make = env
     poller = make(interval=60)
     poller.failures = 5000  # as after weeks of an outage
@@ -214,7 +166,7 @@ async def test_the_backoff_never_overflows(env: tuple[Clock, FakeRia, Store, Mak
     [("https", "RIA_API_URL must start with https://"), ("404", "check RIA_API_URL")],
 )
 async def test_permanent_answers_are_logged_once_and_not_retried(
-    env: tuple[Clock, FakeRia, Store, Make],
+    env: PollerRig,
     caplog: pytest.LogCaptureFixture,
     answer: str,
     setting: str,
@@ -241,7 +193,7 @@ async def test_permanent_answers_are_logged_once_and_not_retried(
 
 
 async def test_a_refused_key_names_ria_api_key(
-    env: tuple[Clock, FakeRia, Store, Make], caplog: pytest.LogCaptureFixture
+    env: PollerRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock, ria, _, make = env
     ria.api_key = "another-key-" + "x" * 28
@@ -251,7 +203,7 @@ async def test_a_refused_key_names_ria_api_key(
     assert "RIA_API_KEY" in caplog.text and "API_KEY_INVALID" in caplog.text
 
 
-async def test_a_retry_chains_until_ria_answers(env: tuple[Clock, FakeRia, Store, Make]) -> None:
+async def test_a_retry_chains_until_ria_answers(env: PollerRig) -> None:
     clock, ria, _, make = env
     poller = make(interval=60)
     started = clock.now
@@ -263,7 +215,7 @@ async def test_a_retry_chains_until_ria_answers(env: tuple[Clock, FakeRia, Store
 
 
 async def test_the_retry_chain_ends_before_the_next_scheduled_poll(
-    env: tuple[Clock, FakeRia, Store, Make],
+    env: PollerRig,
 ) -> None:
     clock, ria, _, make = env
     poller = make(interval=60)
@@ -280,7 +232,7 @@ async def test_the_retry_chain_ends_before_the_next_scheduled_poll(
 
 
 async def test_a_retry_chain_stays_within_the_budget(
-    env: tuple[Clock, FakeRia, Store, Make],
+    env: PollerRig,
 ) -> None:
     clock, ria, store, make = env
     for i in range(HOURLY_CAP - 2):  # this hour's requests, all but two
@@ -298,7 +250,7 @@ async def test_a_retry_chain_stays_within_the_budget(
 
 
 async def test_closing_the_summaries_ends_their_background_poll(
-    env: tuple[Clock, FakeRia, Store, Make], monkeypatch: pytest.MonkeyPatch
+    env: PollerRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock, ria, store, make = env
     monkeypatch.setattr(chart, "available", lambda: False)
@@ -353,7 +305,7 @@ async def test_a_midnight_summary_has_the_whole_day_before(tmp_path: Path) -> No
                 call(2, "2026-11-25 23:59:00", "NOANSWER"),
             ],
         )
-        clock = Clock(datetime(2026, 11, 26, 0, 0, 5, tzinfo=KYIV))
+        clock = SimClock(datetime(2026, 11, 26, 0, 0, 5, tzinfo=KYIV))
         queued: list[OutboxItem] = []
         summaries = SummaryScheduler(
             store,

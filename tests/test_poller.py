@@ -3,64 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from handlers.intake import Intake
-from handlers.ria.api import RiaApiError, RiaClient
-from handlers.ria.poller import HOURLY_CAP, BudgetExceeded, RiaPoller, requests_per_month
-from storage.db import Store
-from storage.outbox import Target
-from tests.fakes.ria import DEFAULT_API_KEY, DEFAULT_USER_ID, KYIV, FakeRia, make_call
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
+from handlers.ria.api import RiaApiError
+from handlers.ria.poller import HOURLY_CAP, BudgetExceeded, requests_per_month
+from tests.conftest import PollerRig, poller_rig
+from tests.fakes.ria import KYIV, make_call
 
 
 @pytest.fixture
-async def setup(tmp_path: Path):
+async def setup(tmp_path: Path) -> AsyncIterator[PollerRig]:
     # mid-month: the quota's pace leaves room for a burst of polls
-    clock = Clock(datetime(2026, 11, 15, 0, 30, tzinfo=KYIV))
-    store = Store(tmp_path / "p.db")
-    await store.open()
-    async with FakeRia(clock=clock) as ria, aiohttp.ClientSession() as session:
-
-        def make(
-            api_key: str = DEFAULT_API_KEY, interval: float = 60, quota: int = 1000
-        ) -> RiaPoller:
-            client = RiaClient(
-                session, base_url=ria.url, api_key=api_key, user_id=str(DEFAULT_USER_ID), timeout=2
-            )
-            intake = Intake(
-                store,
-                targets=[Target("console", "stdout")],
-                missed_statuses=["NOANSWER", "CANCEL", "BUSY"],
-                clock=clock,
-            )
-            return RiaPoller(
-                client,
-                store,
-                intake,
-                tz=KYIV,
-                interval_minutes=interval,
-                monthly_quota=quota,
-                alert_max_age_s=7200,
-                clock=clock,
-            )
-
-        yield clock, ria, store, make
-    await store.close()
+    async with poller_rig(tmp_path, datetime(2026, 11, 15, 0, 30, tzinfo=KYIV)) as rig:
+        yield rig
 
 
-async def test_poll_stores_yesterday_and_today_and_alerts_only_fresh(setup) -> None:
+async def test_poll_stores_yesterday_and_today_and_alerts_only_fresh(setup: PollerRig) -> None:
     clock, ria, store, make = setup
     now = datetime.fromtimestamp(clock(), KYIV).replace(tzinfo=None)
     ria.add_calls(
@@ -80,7 +42,7 @@ async def test_poll_stores_yesterday_and_today_and_alerts_only_fresh(setup) -> N
     assert await poller.poll_once() == 0  # nothing new the second time
 
 
-async def test_never_more_than_30_an_hour_even_when_asked_every_minute(setup) -> None:
+async def test_never_more_than_30_an_hour_even_when_asked_every_minute(setup: PollerRig) -> None:
     clock, ria, _, make = setup
     poller = make(interval=1)
     per_hour: Counter[str] = Counter()
@@ -92,7 +54,7 @@ async def test_never_more_than_30_an_hour_even_when_asked_every_minute(setup) ->
     assert ria.rate_limited == 0
 
 
-async def test_monthly_quota_and_pace(setup) -> None:
+async def test_monthly_quota_and_pace(setup: PollerRig) -> None:
     clock, _, _, make = setup
     clock.now = datetime(2026, 11, 1, 0, 0, tzinfo=KYIV).timestamp()
     poller = make(interval=60, quota=100)
@@ -105,7 +67,7 @@ async def test_monthly_quota_and_pace(setup) -> None:
     assert requests_per_month(60) == 744
 
 
-async def test_429_pauses_until_the_next_hour(setup) -> None:
+async def test_429_pauses_until_the_next_hour(setup: PollerRig) -> None:
     clock, ria, _, make = setup
     poller = make()
     ria.fail_next(1, status=429)
@@ -119,7 +81,7 @@ async def test_429_pauses_until_the_next_hour(setup) -> None:
     assert ria.request_count == asked + 1
 
 
-async def test_errors_are_worded_without_the_key(setup) -> None:
+async def test_errors_are_worded_without_the_key(setup: PollerRig) -> None:
     _, ria, _, make = setup
     poller = make(api_key="B" * 40)
     with pytest.raises(RiaApiError) as info:
@@ -140,7 +102,7 @@ async def test_errors_are_worded_without_the_key(setup) -> None:
     assert good.failures == 0 and good.retry_delay() is None
 
 
-async def test_budget_is_kept_across_restarts(setup) -> None:
+async def test_budget_is_kept_across_restarts(setup: PollerRig) -> None:
     _, ria, _, make = setup
     for _ in range(HOURLY_CAP):
         assert await make().poll_once() is not None  # a new poller each time: a restart
