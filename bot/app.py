@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import accounts
+from bot import accounts, clock
 from bot.config import ConfigError, Settings
 from bot.config_checks import database_problem, listen_problem
 from bot.config_file import FileConfig
@@ -113,6 +113,20 @@ class Service:
         if self.dispatcher is not None and hasattr(self, "intake"):
             reload_routing(self.settings, self.intake, self.dispatcher)
 
+    def _time_moved(self) -> None:
+        """The injected clock jumped (tests): what slept until a moment of the old time
+        looks again (held digests, retries, reminders)."""
+        if self.dispatcher is not None:
+            for worker in self.dispatcher.workers.values():
+                worker.wake.set()
+        if self.reminders.enabled:
+            self._reminding = asyncio.create_task(self._remind_now())
+
+    async def _remind_now(self) -> None:
+        found = await self.reminders.run_once()
+        # the line a test waits for: after it, every reminder due at that time is queued
+        log.info("test clock: reminders checked at %.0f: %d new", self.reminders.clock(), found)
+
     def _on_signal(self) -> None:
         if self.stopping.is_set():
             return
@@ -133,14 +147,23 @@ class Service:
         REDACT.add([secret])
 
         self.channels = make_channels(s)
+        # the wall clock; the end-to-end tests inject one (bot/clock) to cross an opening
+        self.test_clock = clock.from_env()
+        now = self.test_clock or time.time
         self.dispatcher = Dispatcher(
-            self.store, self.channels, lang=s.language, tz=s.tz, targets=s.alert_targets()
+            self.store,
+            self.channels,
+            lang=s.language,
+            tz=s.tz,
+            targets=s.alert_targets(),
+            clock=now,
         )
         self.intake = Intake(
             self.store,
             targets=s.alert_targets(),
             missed_statuses=s.missed_statuses,
             on_alerts=self.dispatcher.submit,
+            clock=now,
         )
         install_routing(self.config, s, self.intake, self.dispatcher)
         self.http_session = session = aiohttp.ClientSession()
@@ -181,7 +204,7 @@ class Service:
         app.cleanup_ctx.append(health.keep_state)  # what `ria-calls-bot status` reads
         # presses of "✅ Called back" (issue 12): edits go to the outbox like alerts
         self.callbacks = Callbacks(
-            self.store, lang=s.language, tz=s.tz, submit=self.dispatcher.submit
+            self.store, lang=s.language, tz=s.tz, submit=self.dispatcher.submit, clock=now
         )
         register_chats(s, self.channels, app, answer=self.answer, callbacks=self.callbacks)
         try:
@@ -212,12 +235,16 @@ class Service:
             s, self.store, submit=self.dispatcher.submit, poller=self.poller, routed=routed_targets
         )
         self.summaries.schedule(self.scheduler)
-        Reminders(
+        self.reminders = Reminders(
             self.store,
             submit=self.dispatcher.submit,
             within_s=s.callback_within_minutes * 60,
             alert_max_age_s=s.alert_max_age_minutes * 60,
-        ).schedule(self.scheduler, _now(s))
+            clock=now,
+        )
+        self.reminders.schedule(self.scheduler, _now(s))
+        if self.test_clock is not None:
+            self._clock_task = asyncio.create_task(self.test_clock.watch(self._time_moved))
         # daily, and once at start (a service restarted every night would otherwise never
         # get to it); rejected payloads expire even when calls are kept for ever
         _every(self.scheduler, self._purge, "retention", s, hours=24)
@@ -281,6 +308,8 @@ class Service:
             await _bounded(self.http.stop(), left(1.5), "http server")
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if (watch := getattr(self, "_clock_task", None)) is not None:
+            watch.cancel()
         if self.summaries is not None:  # its background poll uses the session and database
             await _bounded(self.summaries.close(), left(1.0), "summary reconciliation")
         if self.http_session is not None:

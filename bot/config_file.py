@@ -23,8 +23,9 @@ from bot.config_hours import Bad as _Bad
 from bot.config_hours import Key
 from bot.config_hours import parse_hours as _hours
 from bot.config_hours import strings as _strings
+from bot.route_hours import HoursRouter
 from handlers.ria.records import normalise_status, phone_forms
-from handlers.routing import MATCH_KEYS, Account, Hours, Manager, Route, Router
+from handlers.routing import MATCH_KEYS, Account, Hours, Manager, Route
 
 DEFAULT_NAME = "ria-calls-bot.toml"
 TOP_KEYS = ("hours", "account", "manager", "route")
@@ -42,8 +43,10 @@ class FileConfig:
     routes: list[Route] = field(default_factory=list)
     hours: Hours | None = None
 
-    def router(self, settings: Settings) -> Router:
-        return Router(
+    def router(self, settings: Settings) -> HoursRouter:
+        # rows of a route with hours of its own name them (delivery holds and reminds by
+        # them: bot/route_hours)
+        return HoursRouter(
             routes=self.routes,
             default_targets=settings.alert_targets(),
             managers=self.managers,

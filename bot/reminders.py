@@ -67,9 +67,10 @@ class Reminders:
         try:
             if hours.active():
                 # both the promise and the age limit in open time: a call of last night is
-                # not "too old" at 09:00, and not yet due at 09:00 either
-                def due(started: float) -> bool:
-                    open_s = hours.open_seconds(started, now)
+                # not "too old" at 09:00, and not yet due at 09:00 either; the hours of the
+                # route that sent the alert (its payload's "hours"), else the global [hours]
+                def due(started: float, key: str | None) -> bool:
+                    open_s = hours.open_seconds(started, now, key)
                     return self.within_s <= open_s <= self.max_age_s
 
                 items = await self.store.run(

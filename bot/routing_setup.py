@@ -44,14 +44,16 @@ def install(
     # (frozen Manager values: read-only attributes, which names' Protocol does not declare)
     managers: list[Any] = list(config.managers) if config is not None else []
     set_managers(managers)
-    # digest alerts wait for the global [hours]' opening (bot/hours); none: never held
-    set_hours(config.hours if config is not None else None, settings.tz)
     if config is None:
+        # digest alerts wait for no opening (bot/hours): never held, as without a file
+        set_hours(None, settings.tz)
         intake.route = None
         _routed.clear()
         return
     REDACT.add(config.secrets())
     router = config.router(settings)
+    # digest alerts wait for their hours' opening: a route's own, else the global [hours]
+    set_hours(config.hours, settings.tz, router.route_hours())
     defaults = set(router.default_targets)
     _routed.clear()
     for target in router.all_targets() - defaults:

@@ -282,18 +282,22 @@ def due_reminders(
     now: float,
     within_s: float,
     max_age_s: float,
-    due: Callable[[float], bool] | None = None,
+    due: Callable[[float, str | None], bool] | None = None,
 ) -> list[OutboxItem]:
     """Queue one reminder per alert message (per target and message) whose call is still
     open `within_s` after it started and at most `max_age_s` old; returns only the rows new
     this time (dedup key per message: a message is reminded of once, ever). A coalesced
     message gets one reminder listing all its open calls, oldest first. payload:
-    {"message_ref": ..., "call_ids": [...]}; call_id is the oldest open call."""
+    {"message_ref": ..., "call_ids": [...]}; call_id is the oldest open call. `due`
+    (started_at, the alert's payload "hours" or None) replaces the wall-clock test: opening
+    hours, the route's own if it had them (issue 13)."""
     if within_s <= 0:
         return []
     groups: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
-    for channel, target, ref, call_id, started in db.conn.execute(
-        "SELECT o.channel, o.target, o.message_ref, c.call_id, c.started_at"
+    hours_of: dict[tuple[str, str, str], str | None] = {}
+    for channel, target, ref, call_id, started, key in db.conn.execute(
+        "SELECT o.channel, o.target, o.message_ref, c.call_id, c.started_at,"
+        " json_extract(o.payload, '$.hours')"
         " FROM calls AS c INDEXED BY calls_started_at JOIN outbox AS o ON o.call_id = c.call_id"
         " WHERE c.started_at >= ? AND c.started_at <= ? AND o.kind = 'missed_call'"
         " AND o.state = 'sent' AND o.message_ref IS NOT NULL"
@@ -301,10 +305,12 @@ def due_reminders(
         (now - max_age_s, now),
     ):
         groups.setdefault((channel, target, ref), []).append((started, call_id))
+        hours_of.setdefault((channel, target, ref), key if isinstance(key, str) else None)
     items: list[OutboxItem] = []
     for (channel, target, ref_text), calls in sorted(groups.items()):
         calls.sort()
-        if (calls[0][0] + within_s > now) if due is None else not due(calls[0][0]):
+        hours = hours_of[(channel, target, ref_text)]
+        if (calls[0][0] + within_s > now) if due is None else not due(calls[0][0], hours):
             continue  # the oldest open call in it is not due yet (`due`: by opening hours)
         ref = json.loads(ref_text)
         to = Target(channel, target)

@@ -83,7 +83,7 @@ class TargetWorker(Outcomes, Followups):
     def due(self, now: float) -> list[OutboxItem]:
         if now < self.not_before:
             return []
-        opening = hours.opening_at(now)
+        opening = _Openings(now)
         return [item for item in self.queue.values() if _due_at(item, opening) <= now]
 
     def idle(self, now: float) -> bool:
@@ -132,7 +132,7 @@ class TargetWorker(Outcomes, Followups):
         self.wake.clear()
         if self.needs_page():
             return
-        opening = hours.opening_at(now)  # digest alerts wait for it (bot/hours)
+        opening = _Openings(now)  # digest alerts wait for their hours' opening (bot/hours)
         waits = [_due_at(item, opening) for item in self.queue.values()]
         if self.not_before > now:
             waits = [max(w, self.not_before) for w in waits]
@@ -156,6 +156,7 @@ class TargetWorker(Outcomes, Followups):
             and item.call is not None
             and item.payload.get("topic") == due[0].payload.get("topic")
             and _digest(item) == _digest(due[0])
+            and item.payload.get("hours") == due[0].payload.get("hours")
         ]
         if _digest(due[0]) and due[0] in alerts:
             return alerts  # held until opening: all of them in one message, even one
@@ -300,9 +301,25 @@ def _digest(item: OutboxItem) -> bool:
     return item.payload.get("mode") == "digest"
 
 
-def _due_at(item: OutboxItem, opening: float) -> float:
-    """When the item may go: a digest alert not before the opening (bot/hours)."""
-    return max(item.next_attempt_at, opening) if _digest(item) else item.next_attempt_at
+class _Openings:
+    """The opening each digest row waits for, as of `now`, computed once per set of hours
+    (the global [hours], or a route's own: payload "hours") for one pass over the queue."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._at: dict[object, float] = {}
+
+    def of(self, item: OutboxItem) -> float:
+        key = item.payload.get("hours")
+        found = self._at.get(key)
+        if found is None:
+            found = self._at[key] = hours.opening_at(self.now, key)
+        return found
+
+
+def _due_at(item: OutboxItem, opening: _Openings) -> float:
+    """When the item may go: a digest alert not before its hours' opening (bot/hours)."""
+    return max(item.next_attempt_at, opening.of(item)) if _digest(item) else item.next_attempt_at
 
 
 def _titled(text: str, items: list[OutboxItem], fmt: str, lang: str) -> str:
