@@ -110,8 +110,24 @@ class Service:
             await self.shutdown()
 
     def _on_reload(self) -> None:
-        if self.dispatcher is not None and hasattr(self, "intake"):
-            reload_routing(self.settings, self.intake, self.dispatcher)
+        if self.dispatcher is None or self.scheduler is None or self.http_session is None:
+            return  # still starting: the file just read is the one in force
+        taken, config = reload_routing(self.settings, self.intake, self.dispatcher)
+        if not taken:
+            return
+        # the accounts too (issue 13): the webhook's secrets, and the changed pollers
+        old, self.config = self.config, config
+        accounts.swap(
+            old,
+            config,
+            settings=self.settings,
+            webhook=self.webhook,
+            pollers=self.account_pollers,
+            build=(self.http_session, self.store, self.intake),
+            schedule=self._schedule_poll,
+            unschedule=self._unschedule_poll,
+            port=self.port,
+        )
 
     def _time_moved(self) -> None:
         """The injected clock jumped (tests): what slept until a moment of the old time
@@ -169,20 +185,22 @@ class Service:
         self.http_session = session = aiohttp.ClientSession()
         self.poller = self._make_poller(session)
         # the [[account]]s' pollers (issue 13), each on its own budget; none without a file
-        self.account_pollers = accounts.pollers(s, self.config, session, self.store, self.intake)
+        self.account_pollers = {
+            str(p.account): p
+            for p in accounts.pollers(s, self.config, session, self.store, self.intake)
+        }
 
         self.http = HttpServer(max_connections=s.http_max_connections, trusted=s.trusted_networks)
         app = self.http.app
-        app.add_routes(
-            RiaWebhook(
-                self.store,
-                self.intake,
-                secret=secret,
-                tz=s.tz,
-                trusted=s.trusted_networks,
-                accounts=accounts.webhook_secrets(self.config),
-            ).routes()
+        self.webhook = RiaWebhook(
+            self.store,
+            self.intake,
+            secret=secret,
+            tz=s.tz,
+            trusted=s.trusted_networks,
+            accounts=accounts.webhook_secrets(self.config),
         )
+        app.add_routes(self.webhook.routes())
         health = Health(
             self.store,
             storage_error=lambda: self.intake.storage_error,
@@ -211,6 +229,7 @@ class Service:
             port = await self.http.start(s.http_host, s.http_port)
         except OSError as exc:
             raise ConfigError([listen_problem(s.http_host, s.http_port, exc)]) from None
+        self.port = port
         announce(s, secret, origin, port)
         accounts.announce(s, self.config, port)
 
@@ -221,16 +240,9 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=s.tz)
         # RIA_* 's poller is "poll"; each [[account]]'s, "poll:<name>"
         main = [(self.poller, "poll")] if self.poller is not None else []
-        for poller, job in main + [(p, f"poll:{p.account}") for p in self.account_pollers]:
-            poller.warn_if_quota_too_small()
-            _every(
-                self.scheduler,
-                self._poll,
-                job,
-                s,
-                args=[poller],
-                minutes=s.ria_poll_interval_minutes,
-            )
+        jobs = [(p, f"poll:{name}") for name, p in self.account_pollers.items()]
+        for poller, job in main + jobs:
+            self._schedule_poll(poller, job)
         self.summaries = SummaryScheduler.from_settings(
             s, self.store, submit=self.dispatcher.submit, poller=self.poller, routed=routed_targets
         )
@@ -253,6 +265,19 @@ class Service:
             "ready: %d alert target(s): %s",
             len(s.alert_targets()),
             ", ".join(map(str, s.alert_targets())),
+        )
+
+    def _unschedule_poll(self, job: str) -> None:
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):  # JobLookupError: it was not scheduled
+                self.scheduler.remove_job(job)
+
+    def _schedule_poll(self, poller: RiaPoller, job: str) -> None:
+        assert self.scheduler is not None
+        poller.warn_if_quota_too_small()
+        s = self.settings
+        _every(
+            self.scheduler, self._poll, job, s, args=[poller], minutes=s.ria_poll_interval_minutes
         )
 
     async def _purge(self) -> None:

@@ -85,8 +85,11 @@ def load_names(settings: Settings) -> str | None:
     return None
 
 
-def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
-    """SIGHUP: read the file again; on any problem keep the router in force."""
+def reload(
+    settings: Settings, intake: Intake, dispatcher: Dispatcher
+) -> tuple[bool, FileConfig | None]:
+    """SIGHUP: read the file again; on any problem keep the router in force. (whether it
+    was taken, the configuration now in force: the caller also swaps the accounts)"""
     path = config_path(settings)
     try:
         config = load(path, settings) if path is not None else None
@@ -94,10 +97,10 @@ def reload(settings: Settings, intake: Intake, dispatcher: Dispatcher) -> bool:
         log.error(
             "config reload failed, keeping the previous configuration: %s", "; ".join(exc.lines)
         )
-        return False
+        return False, None
     install(config, settings, intake, dispatcher)
     log.info("config reloaded%s", f" from {path}" if path else ": no file, no routes")
-    return True
+    return True, config
 
 
 __all__ = ["install", "load_names", "reload", "routed_chats", "routed_targets"]
