@@ -3,11 +3,13 @@ the CLI and the fake Telegram (a manager with two lines is one line of figures).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import GROUP, telegram_env
 from tests.fakes.ria import make_call
 from tests.fakes.telegram import FakeTelegram
+from tests.test_cb_store import KYIV
 
 OLENA_1 = "0731375686"  # make_call's destination_phone
 OLENA_2 = "0731375687"
@@ -35,15 +37,21 @@ async def test_stats_missed_and_callback_figures_name_the_managers(
 ) -> None:
     (tmp_path / "ria-calls-bot.toml").write_text(MANAGERS)
     service = await services(LANGUAGE="en", **telegram_env(telegram))
+    # a minute apart (a later ANSWER resolves only calls before it), and not before
+    # midnight (/stats today)
+    now = datetime.now(KYIV)
+    missed_at = max(now - timedelta(minutes=2), now.replace(hour=0, minute=0, second=1))
     calls = [
-        make_call(1, caller="0951111111"),  # Olena's first line
-        make_call(2, caller="0952222222", destination_phone=OLENA_2),  # her second line
-        make_call(3, caller="0953333333", destination_phone=PETRO),
+        make_call(1, caller="0951111111", when=missed_at),  # Olena's first line
+        make_call(2, caller="0952222222", destination_phone=OLENA_2, when=missed_at),
+        make_call(3, caller="0953333333", destination_phone=PETRO, when=missed_at),
     ]
     assert (await service.post(service.webhook_url, json=calls))[0] == 200
     await telegram.wait_for_messages(3, chat_id=GROUP, timeout=15)
     # the first caller rings again and Olena answers on her second line: resolved
-    answered = make_call(4, "ANSWER", caller="0951111111", destination_phone=OLENA_2)
+    answered = make_call(
+        4, "ANSWER", caller="0951111111", destination_phone=OLENA_2, when=max(now, missed_at)
+    )
     assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
 
     text = await reply(telegram, "/stats today")
@@ -65,9 +73,10 @@ async def test_without_managers_the_figures_show_numbers(
     services, telegram: FakeTelegram, tmp_path: Path
 ) -> None:
     service = await services(LANGUAGE="en", **telegram_env(telegram))
-    calls = [make_call(1, caller="0951111111")]
+    now = datetime.now(KYIV)
+    calls = [make_call(1, caller="0951111111", when=now - timedelta(minutes=1))]
     assert (await service.post(service.webhook_url, json=calls))[0] == 200
-    answered = make_call(2, "ANSWER", caller="0951111111")
+    answered = make_call(2, "ANSWER", caller="0951111111", when=now)
     assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
     text = await reply(telegram, "/missed all")
     assert "answered by" in text and "1375686" in text.replace(" ", ""), text
