@@ -42,7 +42,10 @@ SECRETS = {
 
 def answered(call_id: int) -> dict:
     # answered an hour ago: stored, never alerted (the test is about where calls are stored)
-    when = (datetime.now(KYIV) - timedelta(hours=1)).replace(tzinfo=None)
+    # (not before today's midnight: the backfill asks for today)
+    now = datetime.now(KYIV)
+    when = max(now - timedelta(hours=1), now.replace(hour=0, minute=0, second=1))
+    when = min(when, now).replace(tzinfo=None)
     return make_call(call_id, "ANSWER", when=when, caller=f"09531{call_id:05d}")
 
 
