@@ -163,10 +163,14 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def print_answer(settings: Settings, command: str, argument: str) -> int:
-    from bot.delivery import render
+    from bot.delivery import names, render
+    from bot.routing_setup import load_names
     from handlers.chat import commands
     from storage.db import Store
 
+    # managers by name, as the chat shows them (issue 13); a bad routing file: numbers
+    if (problem := load_names(settings)) is not None:
+        print(f"{command}: managers shown by number: {problem}", file=sys.stderr)
     store = Store(settings.database_path, create=False)
     await store.open()
     try:
@@ -176,6 +180,7 @@ async def print_answer(settings: Settings, command: str, argument: str) -> int:
             store=store,
             tz=settings.tz,
             callback_within_s=settings.callback_within_minutes * 60,
+            group=names.canonical,
         )
     finally:
         await store.close()

@@ -9,6 +9,8 @@ from pathlib import Path
 from tests.conftest import GROUP, telegram_env
 from tests.fakes.ria import make_call
 from tests.fakes.telegram import FakeTelegram
+from tests.reliability import settled
+from tests.service import run_cli
 from tests.test_cb_store import KYIV
 
 OLENA_1 = "0731375686"  # make_call's destination_phone
@@ -53,6 +55,8 @@ async def test_stats_missed_and_callback_figures_name_the_managers(
         4, "ANSWER", caller="0951111111", destination_phone=OLENA_2, when=max(now, missed_at)
     )
     assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
+    # the alert's "got through" edit first: else it could pass for the command's reply
+    await settled(service.env["DATABASE_PATH"], telegram)
 
     text = await reply(telegram, "/stats today")
     # one line for Olena's two lines (2 missed callers, 1 called back), one for Petro
@@ -68,6 +72,17 @@ async def test_stats_missed_and_callback_figures_name_the_managers(
     assert "1375687" not in text.replace(" ", ""), text  # her line's number is not shown
     assert await service.stop() == 0
 
+    # the command line reads the same file: the same names as the chat
+    code, out, err = await run_cli(service.env, tmp_path, "stats", "today")
+    assert code == 0, err
+    assert "Olena: 3 · ✅ 1 · 🔴 2" in out, out
+    assert "Olena: called back 1 of 2" in out, out
+    code, out, err = await run_cli(service.env, tmp_path, "missed", "all")
+    assert code == 0, err
+    assert "answered by Olena" in out, out
+    for digits in ("1375686", "1375687", "1112233"):
+        assert digits not in out.replace(" ", ""), out
+
 
 async def test_without_managers_the_figures_show_numbers(
     services, telegram: FakeTelegram, tmp_path: Path
@@ -78,6 +93,7 @@ async def test_without_managers_the_figures_show_numbers(
     assert (await service.post(service.webhook_url, json=calls))[0] == 200
     answered = make_call(2, "ANSWER", caller="0951111111", when=now)
     assert (await service.post(service.webhook_url, json=[answered]))[0] == 200
+    await settled(service.env["DATABASE_PATH"], telegram)  # the alert and its edit first
     text = await reply(telegram, "/missed all")
     assert "answered by" in text and "1375686" in text.replace(" ", ""), text
     assert "Olena" not in text
