@@ -11,11 +11,8 @@ import sqlite3
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -30,6 +27,7 @@ from bot.delivery.channels.slack import SlackChannel
 from bot.delivery.channels.telegram import TelegramChannel
 from bot.delivery.dispatcher import Dispatcher
 from bot.http import HttpServer
+from bot.jobs import every, now_in, purge_expired
 from bot.logs import REDACT
 from bot.reminders import Reminders
 from bot.routing_setup import install as install_routing
@@ -46,7 +44,6 @@ from handlers.metrics import MetricsEndpoint
 from handlers.ria.factory import build_poller
 from handlers.ria.poller import RiaPoller
 from handlers.ria.webhook import RiaWebhook
-from storage import retention
 from storage.db import Store
 
 log = logging.getLogger(__name__)
@@ -108,6 +105,12 @@ class Service:
             log.info("stopping")
         finally:
             await self.shutdown()
+            # closing the loop would put the default handlers back, and a second SIGTERM
+            # (a supervisor repeating itself) in the last milliseconds of the exit would
+            # end the process with -15 instead of 0: it is leaving anyway, so ignore it
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
 
     def _on_reload(self) -> None:
         if self.dispatcher is None or self.scheduler is None or self.http_session is None:
@@ -213,9 +216,7 @@ class Service:
                 trusted=s.trusted_networks,
                 tz=s.tz,
                 monthly_quota=s.ria_monthly_quota if self.poller else None,
-                accounts=[(a.name, a.monthly_quota) for a in self.config.accounts]
-                if self.config
-                else (),
+                accounts=self._account_quotas,
             ),
         )
         app.add_routes(health.routes())
@@ -254,18 +255,29 @@ class Service:
             alert_max_age_s=s.alert_max_age_minutes * 60,
             clock=now,
         )
-        self.reminders.schedule(self.scheduler, _now(s))
+        self.reminders.schedule(self.scheduler, now_in(s))
         if self.test_clock is not None:
             self._clock_task = asyncio.create_task(self.test_clock.watch(self._time_moved))
         # daily, and once at start (a service restarted every night would otherwise never
         # get to it); rejected payloads expire even when calls are kept for ever
-        _every(self.scheduler, self._purge, "retention", s, hours=24)
+        every(
+            self.scheduler,
+            purge_expired,  # a coroutine function: APScheduler runs it on the loop
+            "retention",
+            s,
+            args=[self.store, s.retention_days],
+            hours=24,
+        )
         self.scheduler.start()
         log.info(
             "ready: %d alert target(s): %s",
             len(s.alert_targets()),
             ", ".join(map(str, s.alert_targets())),
         )
+
+    def _account_quotas(self) -> list[tuple[str, int]]:
+        """(name, monthly quota) of each [[account]] in force (metrics; SIGHUP changes it)."""
+        return [(a.name, a.monthly_quota) for a in self.config.accounts] if self.config else []
 
     def _unschedule_poll(self, job: str) -> None:
         if self.scheduler is not None:
@@ -276,34 +288,9 @@ class Service:
         assert self.scheduler is not None
         poller.warn_if_quota_too_small()
         s = self.settings
-        _every(
+        every(
             self.scheduler, self._poll, job, s, args=[poller], minutes=s.ria_poll_interval_minutes
         )
-
-    async def _purge(self) -> None:
-        total: Counter[str] = Counter()
-        try:
-            while True:
-                done = await self.store.run(
-                    retention.purge_step,
-                    now=time.time(),
-                    retention_days=self.settings.retention_days,
-                )
-                total.update(done)
-                if not any(done.values()):
-                    break
-                await asyncio.sleep(0.05)  # webhooks get the writer between chunks
-        except asyncio.CancelledError:
-            return  # stopping: what is left goes at the next run
-        except Exception as exc:
-            log.error("retention: purge failed, next try tomorrow: %s", exc)
-        if any(total.values()):
-            log.info(
-                "retention: deleted %d call(s), %d delivered message(s), %d rejected payload(s)",
-                total["calls"],
-                total["outbox"],
-                total["rejected_payloads"],
-            )
 
     def _make_poller(self, session: aiohttp.ClientSession) -> RiaPoller | None:
         poller = build_poller(self.settings, session, self.store, self.intake)
@@ -377,29 +364,3 @@ def _force_exit() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(0)
-
-
-def _every(
-    scheduler: AsyncIOScheduler,
-    job: Callable[..., Awaitable[None]],
-    id: str,
-    s: Settings,
-    **when: Any,
-) -> None:
-    """An interval job that runs once at start too, never twice at once, and whose runs
-    missed while busy are folded into one."""
-    args = when.pop("args", None)
-    scheduler.add_job(
-        job,
-        "interval",
-        args=args,
-        id=id,
-        next_run_time=_now(s),
-        max_instances=1,
-        coalesce=True,
-        **when,
-    )
-
-
-def _now(settings: Settings) -> datetime:
-    return datetime.now(settings.tz)

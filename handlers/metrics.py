@@ -280,13 +280,15 @@ class MetricsEndpoint:
         tz: ZoneInfo,
         monthly_quota: int | None,
         registry: CollectorRegistry = REGISTRY,
-        accounts: Sequence[tuple[str, int]] = (),
+        accounts: Callable[[], Sequence[tuple[str, int]]] = tuple,
     ) -> None:
+        # accounts: asked at each refresh, so the [[account]]s a SIGHUP adds get their
+        # quota gauges at once (and removed ones lose theirs)
         self.token = token.encode() if token else None
         self.trusted = tuple(trusted)
         self.registry = registry
         self.db = DbCollector(
-            lambda: store.run(read_snapshot, time.time(), tz, monthly_quota, accounts)
+            lambda: store.run(read_snapshot, time.time(), tz, monthly_quota, accounts())
         )
         registry.register(self.db)
 

@@ -5,8 +5,10 @@ quota gets a new poller, and a bad file keeps all of it as it was and says why."
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,25 @@ def stored(db: Path) -> dict[int, str | None]:
         return dict(conn.execute("SELECT call_id, account FROM calls").fetchall())
 
 
+async def quota_gauges(service: Any) -> set[str]:
+    """The accounts /metrics has a quota gauge for (its figures are at most 5 s old)."""
+    async with service.session.get(f"{service.url}/metrics") as resp:
+        text = await resp.text()
+    return {
+        line.split('account="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("ria_calls_bot_ria_account_quota_left{")
+    }
+
+
+async def metrics_show(service: Any, accounts: set[str], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := await quota_gauges(service)) != accounts:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"quota gauges for {accounts} within {timeout} s: got {found}")
+        await asyncio.sleep(0.2)
+
+
 async def hup(service: Any, line: str) -> None:
     """SIGHUP, and wait for the `line` the reload logs (counted: each reload adds one)."""
     before = service.output().count(line)
@@ -55,6 +76,7 @@ async def test_sighup_takes_new_changed_and_removed_accounts(
         await until(lambda: 31 in stored(db), 15, "Kyiv polled")
         polled = [r["params"]["user_id"] for r in ria.requests]
         assert polled == ["111"], polled
+        await metrics_show(service, {"Kyiv"})
 
         # a new account (its key from .env, read again on reload) and Kyiv's new secret
         (tmp_path / ".env").write_text(f"LVIV_KEY={LVIV_KEY}\n")
@@ -73,6 +95,7 @@ async def test_sighup_takes_new_changed_and_removed_accounts(
         assert "account Kyiv: new webhook secret; RIA webhook URL of account Kyiv" in out, out
         assert "poller: account Lviv, 500 requests a month" in out, out
         await until(lambda: 32 in stored(db), 15, "Lviv polled at once")
+        await metrics_show(service, {"Kyiv", "Lviv"})  # the added account's gauge, no restart
         url = f"{service.url}/webhooks/ria/"
         assert (await service.post(url + KYIV_OLD, json=[make_call(41)]))[0] == 404
         assert (await service.post(url + KYIV_NEW, json=[make_call(42)]))[0] == 200
@@ -96,6 +119,7 @@ async def test_sighup_takes_new_changed_and_removed_accounts(
             "Kyiv's new poller polled",
         )
         assert (await service.post(url + LVIV_SECRET, json=[make_call(44)]))[0] == 404
+        await metrics_show(service, {"Kyiv"})  # and the removed one's is gone
 
         # a bad file: everything stays as it was, and the log says why
         config.write_text(accounts_file(("Kyiv", "111", "env:NO_SUCH_KEY_VARIABLE", KYIV_NEW, 300)))
