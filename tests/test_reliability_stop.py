@@ -48,12 +48,12 @@ async def test_sigterm_with_telegram_and_ria_hanging_exits_0_within_5s_and_keeps
             "a send hanging",
         )
         await until(lambda: ria.request_count >= 2, 5, "a poll hanging")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         code = await service.stop(signal.SIGTERM, timeout=10)
-        took = loop.time() - started
-        assert code == 0 and took < 5, (code, took, service.stderr())
-        # the graceful path did it, not the last-resort timer
+        assert code == 0, service.stderr()
+        # within 5 s by the service's own clock, not a stopwatch here (a loaded machine
+        # would make one flaky): the graceful path finished before the last-resort timer,
+        # which fires at STOP_HARD_S (4.7 s) and says so; a stop that hung past that timer
+        # too would not end within the 10 s above
         assert "stopping took too long" not in service.stderr()
         assert "stopped" in service.stderr()
         db = service.env["DATABASE_PATH"]
