@@ -8,6 +8,7 @@ its answer only after its calls are durable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,6 @@ class Intake:
         # Replaced whole on SIGHUP: a batch already being stored keeps the one it started with
         self.route = route
         self._waiting: list[tuple[Batch, asyncio.Future[IngestResult]]] = []
-        self._committer: asyncio.Task[None] | None = None
         # why the last attempt to store calls failed; None once one succeeds again. A
         # health probe's small write can still succeed on a full disk (into WAL space
         # already allocated), so /healthz reports this too.
@@ -56,48 +56,52 @@ class Intake:
         account: str | None = None,
     ) -> IngestResult:
         """Store `calls`; returns once they are committed. Raises if storage fails."""
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
         self._waiting.append((Batch(calls, source, alert_max_age_s, account), future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting())
+        if len(self._waiting) == 1:
+            # the requests handled in this turn of the loop go to storage together
+            loop.call_soon(self._flush)
         return await future
 
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                results = await self._ingest([batch for batch, _ in group])
-            except Exception as exc:
-                if len(group) == 1:
-                    self._fail(group, exc)
-                    continue
-                # One batch may be what broke the transaction: commit each on its own, so
-                # that only its own request hears about it and the others are stored.
-                for one in group:
-                    try:
-                        results = await self._ingest([one[0]])
-                    except Exception as one_exc:
-                        self._fail([one], one_exc)
-                    else:
-                        self._done([one], results)
-                continue
-            self._done(group, results)
+    def _flush(self) -> None:
+        group, self._waiting = self._waiting, []
+        if group:
+            self._send(group)
 
-    async def _ingest(self, batches: list[Batch]) -> list[IngestResult]:
-        # store.write: the group also shares its COMMIT with alerts being marked sent
-        results = await self.store.write(
+    def _send(self, group: list[tuple[Batch, asyncio.Future[IngestResult]]]) -> None:
+        # store.write_soon: the group also shares its COMMIT with alerts being marked sent,
+        # and with the groups of other turns that wait for the same COMMIT. Callbacks, not a
+        # task: the hand-off costs the loop one call per group
+        write = self.store.write_soon(
             ingest_many,
-            batches,
+            [batch for batch, _ in group],
             received_at=self.clock(),
             missed_statuses=self.missed_statuses,
             targets=self.targets,
             route=self.route,
         )
-        self.storage_error = None
-        return results
+        write.add_done_callback(functools.partial(self._written, group))
+
+    def _written(
+        self,
+        group: list[tuple[Batch, asyncio.Future[IngestResult]]],
+        write: asyncio.Future[list[IngestResult]],
+    ) -> None:
+        exc = write.exception()
+        if exc is None:
+            self.storage_error = None
+            self._done(group, write.result())
+        elif len(group) == 1:
+            self._fail(group, exc)
+        else:
+            # One batch may be what broke the transaction: store each on its own, so that
+            # only its own request hears about it and the others are stored.
+            for one in group:
+                self._send([one])
 
     def _fail(
-        self, group: list[tuple[Batch, asyncio.Future[IngestResult]]], exc: Exception
+        self, group: list[tuple[Batch, asyncio.Future[IngestResult]]], exc: BaseException
     ) -> None:
         """Storage failed: every waiting request hears it (the webhook answers 503)."""
         log.error("storing calls failed: %s", exc)

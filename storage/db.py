@@ -172,7 +172,8 @@ class Store:
         # store.write's group commit: jobs waiting for the next group, and the task that runs
         # one group after another on the writer thread
         self._writes: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._in_flight = False  # a group is on the writer thread
+        self._drained: asyncio.Future[None] | None = None  # close() waits for the last group
         self._checkpointer: Checkpointer | None = None
 
     def _open(self) -> sqlite_utils.Database:
@@ -192,32 +193,72 @@ class Store:
         `fn` must write only through `transaction(db)` or plain DML (no BEGIN, VACUUM,
         checkpoint or executescript): it runs inside the group's transaction, within a
         savepoint of its own, so its failure undoes its own writes only."""
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._writes.append((lambda db: fn(db, *args, **kwargs), future))
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_writes())
-        result: T = await future
+        result: T = await self.write_soon(fn, *args, **kwargs)
         return result
 
-    async def _commit_writes(self) -> None:
+    def write_soon(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """`write`, called from the loop without awaiting: the future of its result."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        future: asyncio.Future[Any] = self._loop_of_writes().create_future()
+        self._writes.append((lambda db: fn(db, *args, **kwargs), future))
+        return future
+
+    def _loop_of_writes(self) -> asyncio.AbstractEventLoop:
+        """The running loop; the next group is sent to the writer thread on its next turn
+        (so every write queued in this turn joins it), unless one is on its way already."""
         loop = asyncio.get_running_loop()
-        while self._writes:
-            group, self._writes = self._writes, []
-            jobs = [job for job, _ in group]
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._run_group, jobs)
-            except BaseException as exc:  # the COMMIT failed: nothing of the group is stored
-                outcomes = [(False, exc)] * len(group)
-            for (_, future), (ok, value) in zip(group, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+        if not self._in_flight and not self._writes:
+            loop.call_soon(self._send_group, loop)
+        return loop
+
+    def _send_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand every waiting write to the writer thread as one group. The thread answers
+        with one call_soon_threadsafe for the whole group: no Future chained per group, no
+        task of ours in between (the hand-off was ~7 % of the loop's time at full load)."""
+        if self._in_flight or not self._writes:
+            return
+        group, self._writes = self._writes, []
+        self._in_flight = True
+        try:
+            self._executor.submit(self._group_on_thread, [job for job, _ in group], group, loop)
+        except BaseException as exc:  # the executor is shut down: nothing of it is stored
+            self._deliver(group, [(False, exc)] * len(group), loop)
+
+    def _group_on_thread(
+        self,
+        jobs: list[Callable[[Any], Any]],
+        group: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        try:
+            outcomes = self._run_group(jobs)
+        except BaseException as exc:  # the COMMIT failed: nothing of the group is stored
+            outcomes = [(False, exc)] * len(group)
+        try:
+            loop.call_soon_threadsafe(self._deliver, group, outcomes, loop)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    def _deliver(
+        self,
+        group: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]],
+        outcomes: list[tuple[bool, Any]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """On the loop: answer every write of a group, then send the next group at once."""
+        self._in_flight = False
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        if self._writes:
+            self._send_group(loop)
+        elif self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _run_group(self, jobs: list[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
         """On the writer thread: every job in one transaction, one COMMIT at the end."""
@@ -279,9 +320,12 @@ class Store:
                 self._db = None
 
     async def close(self) -> None:
-        if self._committer is not None and not self._committer.done():
-            await asyncio.shield(self._committer)  # the writes already accepted go to disk
         loop = asyncio.get_running_loop()
+        if self._in_flight or self._writes:  # the writes already accepted go to disk
+            self._drained = loop.create_future()
+            if not self._in_flight:
+                self._send_group(loop)
+            await asyncio.shield(self._drained)
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
