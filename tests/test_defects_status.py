@@ -42,7 +42,9 @@ async def test_healthz_says_degraded_without_details_while_telegram_fails(
     status, body = await service.health()
     assert (status, body) == (200, {"status": "ok"})
 
-    telegram.fail_next_in(GROUP, 4, status=500, description=FAULT)
+    # three failures: ~14 s of backoff (2 + 4 + 8 s, ±20 %) for the checks below to see the
+    # failure, plenty even on a loaded machine; a fourth only added 16 s of waiting
+    telegram.fail_next_in(GROUP, 3, status=500, description=FAULT)
     status, body = await service.post(service.webhook_url, json=make_call(1, caller=caller(1)))
     assert status == 200, body
     await until(lambda: _pending_with_error(db), 10, "a failed send recorded")
