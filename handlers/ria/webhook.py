@@ -7,6 +7,7 @@ is kept raw in `rejected_payloads`, so nothing RIA sent is ever lost.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -129,9 +130,6 @@ class RiaWebhook:
                 400, bad[0][1] if len(bad) == 1 else f"no usable call record: {bad[0][1]}"
             )
         result = await self.intake.accept(calls, source="webhook", account=account)
-        answer: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
-        if bad:
-            answer["rejected"] = len(bad)
         # per request at DEBUG: at INFO, formatting this line cost a fifth of the throughput
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -141,7 +139,22 @@ class RiaWebhook:
                 result.duplicates,
                 len(result.alerts),
             )
-        return web.json_response(answer)
+        if bad:
+            return web.json_response(
+                {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": len(bad)}
+            )
+        return web.Response(
+            body=_answer(result.accepted, result.duplicates),
+            content_type="application/json",
+            charset="utf-8",
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _answer(accepted: int, duplicates: int) -> bytes:
+    """The usual answer's body, as json_response writes it: a delivery of one or a few calls
+    gets one of a handful of answers, so each is encoded once (~3 µs a request)."""
+    return json.dumps({"accepted": accepted, "duplicates": duplicates}).encode()
 
 
 def _dump(record: Any) -> bytes | None:
