@@ -14,6 +14,8 @@ from storage.db import transaction
 from storage.model import Call, call_from_row
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+# one encoder for every row: json.dumps with an option builds a new one per call (~7 µs)
+_READABLE = json.JSONEncoder(ensure_ascii=False)
 
 
 @dataclass(frozen=True, order=True)
@@ -66,7 +68,7 @@ def insert_items(conn: sqlite3.Connection, items: Iterable[OutboxItem]) -> list[
                 item.target.channel,
                 item.target.id,
                 item.call_id,
-                json.dumps(item.payload, ensure_ascii=False),
+                _READABLE.encode(item.payload),
                 item.created_at,
                 item.next_attempt_at,
             ),
