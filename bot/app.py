@@ -107,10 +107,14 @@ class Service:
             await self.shutdown()
             # closing the loop would put the default handlers back, and a second SIGTERM
             # (a supervisor repeating itself) in the last milliseconds of the exit would
-            # end the process with -15 instead of 0: it is leaving anyway, so ignore it
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            # end the process with -15 instead of 0: it is leaving anyway, so ignore it.
+            # Blocked meanwhile: remove_signal_handler puts the default back for a moment
+            stop_signals = {signal.SIGTERM, signal.SIGINT}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            for sig in stop_signals:
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # one pending: ignored
 
     def _on_reload(self) -> None:
         if self.dispatcher is None or self.scheduler is None or self.http_session is None:
