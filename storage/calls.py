@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
@@ -154,13 +154,23 @@ ANSWER = "ANSWER"
 
 
 def _alert(call: Call, routed: Routed, repeat: int | None, now: float) -> OutboxItem:
-    item = OutboxItem.for_call(call, routed.target, now=now)
-    # routing's extras (topic, mode, mention); none for a plain target: today's row
-    payload = routed.payload()
-    if payload:
-        item = replace(item, dedup_key=item.dedup_key + routed.dedup_suffix, payload=payload)
-    # 🔁: the caller missed us earlier today and is still waiting (payload {"repeat": N})
-    return replace(item, payload={**item.payload, "repeat": repeat}) if repeat else item
+    """OutboxItem.for_call with routing's extras (topic, mode, mention; none for a plain
+    target: today's row) and 🔁 (the caller missed us earlier today and is still waiting:
+    payload {"repeat": N}), built in one go: two dataclasses.replace per alert were a
+    third of what routing added to ingest on the writer thread."""
+    payload = routed.payload()  # a dict of its own
+    if repeat:
+        payload["repeat"] = repeat
+    return OutboxItem(
+        dedup_key=f"call:{call.call_id}:{routed.target}{routed.dedup_suffix}",
+        kind="missed_call",
+        target=routed.target,
+        created_at=now,
+        next_attempt_at=now,
+        call_id=call.call_id,
+        payload=payload,
+        call=call,
+    )
 
 
 def ingest(
