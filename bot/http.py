@@ -106,7 +106,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; the bound port (port 0 picks a free one). OSError if it cannot."""
-        # no access log: the webhook paths carry secrets
+        # no access log: the webhook paths hold the credentials of RIA and the chat platforms
         self._runner = web.AppRunner(
             self.app, access_log=None, shutdown_timeout=1.0, keepalive_timeout=KEEPALIVE_S
         )

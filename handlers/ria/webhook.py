@@ -7,6 +7,7 @@ is kept raw in `rejected_payloads`, so nothing RIA sent is ever lost.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import json
@@ -41,8 +42,15 @@ def _error(status: int, message: str) -> web.Response:
 
 async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     """The body, or None when it is longer than `limit` (read no further than that)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
+    if request.content_length is not None:
+        if request.content_length > limit:
+            return None
+        # the usual case (RIA sends Content-Length): one read of exactly that much, no
+        # second one for the end of the body (~3 % of the loop's time at full load)
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError as exc:  # the client closed early: what came
+            return exc.partial
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(limit + 1 - size):
