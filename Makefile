@@ -37,19 +37,26 @@ FORCE:
 run: $(STAMP)
 	$(BIN)/ria-calls-bot run
 
+# The suite waits on I/O and on CLI processes starting far more than it computes: 4 workers
+# keep 2 cores busy (about 4 minutes on 2 cores, 7 with 2 workers). loadgroup keeps each
+# xdist_group (a costly module fixture, a service shared in order) on one worker.
+# TEST_WORKERS=2 make test on a machine that is short of memory.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(PYTEST)
 
 # The quick loop while coding: no fault injection (slow), no container build
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not container"
+	$(PYTEST) -m "not slow and not container"
 
 # The suite under coverage, the CLI subprocesses it starts included (settings in pyproject.toml)
 coverage: $(STAMP)
 	rm -rf build/coverage
 	mkdir -p build/coverage
 	@# a failing test still leaves the figures measured: combine and report, then fail
-	$(BIN)/coverage run -m pytest -q -n 2 --dist loadgroup; status=$$?; \
+	$(BIN)/coverage run -m pytest -q -n $(TEST_WORKERS) --dist loadgroup; status=$$?; \
 	$(BIN)/coverage combine --quiet && $(BIN)/coverage report; exit $$status
 
 test-container: $(STAMP)
