@@ -38,8 +38,8 @@ run: $(STAMP)
 	$(BIN)/ria-calls-bot run
 
 # The suite waits on I/O and on CLI processes starting far more than it computes: 4 workers
-# keep 2 cores busy (about 4 minutes on 2 cores, 7 with 2 workers). loadgroup keeps each
-# xdist_group (a costly module fixture, a service shared in order) on one worker.
+# keep 2 cores busy (on a shared 2-core machine 5:11, where 2 workers took 8:23). loadgroup
+# keeps each xdist_group (a costly module fixture, a service shared in order) on one worker.
 # TEST_WORKERS=2 make test on a machine that is short of memory.
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
