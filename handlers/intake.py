@@ -119,9 +119,17 @@ class Intake:
         items = [item for result in results for item in result.outbox_items]
         if items:
             self.on_alerts(items)
+        # the counters once per group and source, not per request (a labelled counter's
+        # lookup and lock, per status, for each webhook)
+        stored: dict[str, dict[str, int]] = {}
         for (batch, future), result in zip(group, results, strict=True):
-            metrics.calls_stored(batch.source, result.statuses)
+            if result.statuses:
+                counts = stored.setdefault(batch.source, {})
+                for status, n in result.statuses.items():
+                    counts[status] = counts.get(status, 0) + n
             for seconds in result.callbacks:
                 metrics.callback_resolved("answered", seconds)
             if not future.done():
                 future.set_result(result)
+        for source, counts in stored.items():
+            metrics.calls_stored(source, counts)

@@ -270,6 +270,8 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         _grouping.active = True
         try:
+            if len(jobs) == 1:  # the usual group: its own transaction needs no savepoint
+                return self._run_alone(conn, db, jobs[0])
             for job in jobs:
                 if not conn.in_transaction:  # SQLite rolled all back (SQLITE_FULL...)
                     conn.execute("BEGIN IMMEDIATE")
@@ -295,6 +297,24 @@ class Store:
             _Tx(conn)._rollback()
             raise
         return outcomes
+
+    def _run_alone(
+        self, conn: sqlite3.Connection, db: sqlite_utils.Database, job: Callable[[Any], Any]
+    ) -> list[tuple[bool, Any]]:
+        """A group of one job: a failure rolls back the whole transaction, which holds
+        nothing else (two statements fewer than a savepoint, each a GIL hand-off)."""
+        try:
+            value = job(db)
+        except Exception as exc:
+            _Tx(conn)._rollback()
+            return [(False, exc)]
+        except BaseException:
+            _Tx(conn)._rollback()  # never leave the transaction open for the next BEGIN
+            raise
+        finally:
+            _grouping.active = False
+        _Tx(conn)._end(failed=False)
+        return [(True, value)]
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(db, *args, **kwargs)` on the writer thread and return its result."""

@@ -176,3 +176,26 @@ async def test_a_request_past_the_time_limit_gets_408_and_others_are_untouched(
             assert server._deadlines == {} and server._expired == set()
     finally:
         await server.stop()
+
+
+def _insert_then_fail(db: sqlite_utils.Database, value: int) -> int:
+    with transaction(db) as conn:
+        conn.execute("INSERT INTO t (v) VALUES (?)", (value,))
+        raise ValueError("broken alone")
+
+
+async def test_a_write_alone_in_its_group_fails_without_a_trace(tmp_path: Path) -> None:
+    """A group of one runs without a savepoint: its failure rolls the transaction back,
+    and the next write starts a fresh one."""
+    path = tmp_path / "h.db"
+    store = Store(path)
+    await store.open()
+    try:
+        await store.run(_create)
+        with pytest.raises(ValueError, match="broken alone"):
+            await store.write(_insert_then_fail, 1)
+        assert await store.write(_insert, 2) == 2
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT v FROM t").fetchall() == [(2,)]
+    finally:
+        await store.close()
