@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import re
 import shutil
 import socket
@@ -152,9 +153,13 @@ async def _aiohttp_load(url: str, p: Params, seconds: float, first_id: int) -> d
 
 async def _load(url: str, p: Params, tool: str, first_id: int) -> dict[str, Any]:
     generate = _wrk if tool == "wrk" else _aiohttp_load
+    warm = 0
     if p.warmup_s > 0:
-        await generate(url, p, p.warmup_s, WARMUP_IDS + first_id)
-    return await generate(url, p, p.seconds, first_id)
+        warmup = await generate(url, p, p.warmup_s, WARMUP_IDS + first_id)
+        warm = warmup["ok"] + warmup["errors"]
+    result = await generate(url, p, p.seconds, first_id)
+    result["warmup_requests"] = warm
+    return result
 
 
 @contextlib.asynccontextmanager
@@ -216,7 +221,10 @@ async def run(params: Params, workdir: Path) -> dict[str, Any]:
             # (shared, virtual) machine costs both alike; medians are reported
             for n in range(params.rounds):
                 bare_rounds.append(await _load(bare_url, params, tool, _first_id(n)))
-                service_rounds.append(await _load(service.webhook_url, params, tool, _first_id(n)))
+                before = thread_cpu(service.pid)
+                measured = await _load(service.webhook_url, params, tool, _first_id(n))
+                measured["cpu_us"] = cpu_per_request(before, thread_cpu(service.pid), measured)
+                service_rounds.append(measured)
             wide = await _wide_rounds(bare_url, service.webhook_url, params, tool)
         finally:
             await stop_quietly(service)
@@ -263,6 +271,49 @@ async def _wide_rounds(
     }
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each thread of a process ("loop": the main thread, which
+    runs the event loop; the others by thread id), from /proc; {} where there is none.
+    The warm-up's share is included: callers take the difference around a measured load."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # a thread that ended
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = "loop" if int(tid) == pid else tid
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+def cpu_per_request(
+    before: dict[str, float], after: dict[str, float], load: dict[str, Any]
+) -> dict[str, int] | None:
+    """The service's CPU per answered request, in µs: the event loop's thread, the other
+    threads together (the SQLite writer, the checkpointer), and the total. Steadier than
+    the rate on a shared machine: a slow patch lowers the rate more than the work per
+    request. Includes the warm-up run just before the measured one (same kind of load)."""
+    answered = load["ok"] + load["errors"]
+    if not before or not after or not answered:
+        return None
+    used = {k: after[k] - before.get(k, 0.0) for k in after}
+    loop = used.pop("loop", 0.0)
+    others = sum(used.values())
+    warm = load.get("warmup_requests", 0)
+    n = answered + warm
+    return {
+        "loop": round(loop / n * 1e6),
+        "threads": round(others / n * 1e6),
+        "total": round((loop + others) / n * 1e6),
+    }
+
+
 def _first_id(round_number: int) -> int:
     return MEASURED_IDS + round_number * ROUND_IDS
 
@@ -289,6 +340,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"({', '.join(f'{r:,.0f}' for r in result['service_rates'])}); 1 call in "
                 f"{result['missed_every']} missed, alerts to the console (no chat configured); "
                 f"answered in {service['p50_ms']} ms p50 / {service['p99_ms']} ms p99; "
+                f"{_cpu_note(service.get('cpu_us'))}"
                 f"{result['acknowledged']:,} acknowledged, {result['stored']:,} in the "
                 f"database, {result['lost']} lost, {result['errors']} errors"
             ),
@@ -307,6 +359,15 @@ def rows(result: dict[str, Any]) -> list[Row]:
         ),
     ]
     return main + _extra_rows(result)
+
+
+def _cpu_note(cpu: dict[str, int] | None) -> str:
+    if not cpu:
+        return ""
+    return (
+        f"service CPU per webhook {cpu['total']} µs (event loop {cpu['loop']}, "
+        f"writer and other threads {cpu['threads']}); "
+    )
 
 
 def _extra_rows(result: dict[str, Any]) -> list[Row]:

@@ -53,6 +53,16 @@ def test_ingest_lost_nothing(quick: dict) -> None:
     assert r["lost"] == 0
 
 
+def test_ingest_reports_the_service_cpu_per_webhook(quick: dict) -> None:
+    """Row 2's steadier figure: the service's CPU per request, per thread (from /proc)."""
+    cpu = quick["ingest"]["service"]["cpu_us"]
+    if not Path("/proc/self/task").is_dir():
+        assert cpu is None
+        return
+    assert cpu["total"] == pytest.approx(cpu["loop"] + cpu["threads"], abs=1)
+    assert cpu["loop"] > 0 and cpu["threads"] > 0  # the loop and the writer both worked
+
+
 def test_burst_shows_every_caller(quick: dict) -> None:
     r = quick["burst"]
     assert r["ok_answers"] == r["calls"]
