@@ -3,7 +3,7 @@ gets its own webhook URL (/webhooks/ria/<its secret>) and its own poller within 
 quota. Without [[account]] (or without a file) the RIA_* variables are the one account,
 exactly as before; with them, a RIA_* account that is set keeps working beside them.
 
-SIGHUP (`changes`, `set_webhook_accounts`): the webhook takes the new file's secrets at
+SIGHUP (`changes`, `RiaWebhook.set_accounts`): the webhook takes the new file's secrets at
 once (an account removed: its URL answers 404), and the service replaces the pollers of
 accounts added, removed or changed (key, user id, quota); an unchanged account's poller
 goes on as it was. Requests are counted per account name in the database, so a changed
@@ -13,9 +13,8 @@ account's new poller goes on counting where the old one stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -25,6 +24,7 @@ from bot.webhook_url import MASK, _local_name
 from handlers.intake import Intake
 from handlers.ria.factory import build_account_poller
 from handlers.ria.poller import RiaPoller
+from handlers.ria.webhook import RiaWebhook
 from handlers.routing import Account
 from storage.db import Store
 
@@ -90,25 +90,12 @@ def _poll_key(a: Account) -> tuple[str, str, int]:
     return (a.api_key.get_secret_value(), a.user_id, a.monthly_quota)
 
 
-def set_webhook_accounts(webhook: Any, secrets: Mapping[str, str]) -> None:
-    """Give the webhook the accounts' secrets (secret -> name) in force from now on."""
-    setter = getattr(webhook, "set_accounts", None)
-    if callable(setter):
-        setter(secrets)
-        return
-    # until handlers/ria/webhook.py has set_accounts (requested, see coord notes): its
-    # secret list, rebuilt whole and swapped in one assignment (a request in progress
-    # keeps the list it read); the RIA_* secret (name None) stays first
-    own = [(key, name) for key, name in webhook._secrets if name is None]
-    webhook._secrets = own + [(k.encode(), name) for k, name in secrets.items()]
-
-
 def swap(
     old: FileConfig | None,
     new: FileConfig | None,
     *,
     settings: Settings,
-    webhook: Any,
+    webhook: RiaWebhook,
     pollers: dict[str, RiaPoller],
     build: tuple[aiohttp.ClientSession, Store, Intake],
     schedule: Callable[[RiaPoller, str], None],
@@ -119,7 +106,7 @@ def swap(
     pollers of removed and changed accounts stop (`pollers` is updated in place: name ->
     poller; each scheduled as job "poll:<name>"), added and changed ones start at once."""
     found = changes(old, new)
-    set_webhook_accounts(webhook, webhook_secrets(new))
+    webhook.set_accounts(webhook_secrets(new))
     for name in found.removed + [a.name for a in found.changed]:
         if pollers.pop(name, None) is not None:
             unschedule(f"poll:{name}")
@@ -184,7 +171,6 @@ __all__ = [
     "changes",
     "log_changes",
     "pollers",
-    "set_webhook_accounts",
     "swap",
     "url_line",
     "webhook_secrets",

@@ -31,8 +31,8 @@ from bot.jobs import every, now_in, purge_expired
 from bot.logs import REDACT
 from bot.reminders import Reminders
 from bot.routing_setup import install as install_routing
+from bot.routing_setup import log_reloaded, routed_targets
 from bot.routing_setup import reload as reload_routing
-from bot.routing_setup import routed_targets
 from bot.summary.schedule import SummaryScheduler
 from bot.webhook_url import announce, webhook_secret_origin
 from bot.wiring import make_channels, register_chats, secret_value
@@ -135,6 +135,7 @@ class Service:
             unschedule=self._unschedule_poll,
             port=self.port,
         )
+        log_reloaded(self.settings)
 
     def _time_moved(self) -> None:
         """The injected clock jumped (tests): what slept until a moment of the old time

@@ -99,8 +99,14 @@ def reload(
         )
         return False, None
     install(config, settings, intake, dispatcher)
-    log.info("config reloaded%s", f" from {path}" if path else ": no file, no routes")
     return True, config
 
 
-__all__ = ["install", "load_names", "reload", "routed_chats", "routed_targets"]
+def log_reloaded(settings: Settings) -> None:
+    """The line that says a reload is complete: logged once the accounts are swapped too,
+    so whoever waits for it sees every change already in force."""
+    path = config_path(settings)
+    log.info("config reloaded%s", f" from {path}" if path else ": no file, no routes")
+
+
+__all__ = ["install", "load_names", "log_reloaded", "reload", "routed_chats", "routed_targets"]

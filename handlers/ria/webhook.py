@@ -86,6 +86,13 @@ class RiaWebhook:
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/ria/{secret}", self.handle)]
 
+    def set_accounts(self, accounts: Mapping[str, str]) -> None:
+        """The [[account]]s' secrets (secret -> name) in force from now on (SIGHUP). Swapped
+        in one assignment: a request in progress keeps the list it read; the RIA_* secret
+        (name None) stays first."""
+        own = [(key, name) for key, name in self._secrets if name is None]
+        self._secrets = own + [(k.encode(), name) for k, name in accounts.items()]
+
     async def _keep(self, body: bytes, reason: str, content_type: str | None) -> None:
         await self.store.run(
             rejected.keep,
