@@ -213,7 +213,9 @@ async def run(minutes: float, workdir: Path) -> dict[str, Any]:
                 soak.sample(service),
             )
             db = workdir / "calls.db"
-            lost = await _all_stored(db, soak.made, 150)  # a poll a minute finds the rest
+            # the poller finds the rest: a poll every two minutes (RIA's 30 an hour spread
+            # over it), at most 6 minutes apart where the hour's 30 are spent (HOUR_LEAD)
+            lost = await _all_stored(db, soak.made, 420)
             left = await _drained(db, 120)
         finally:
             await stop_quietly(service[0])

@@ -23,7 +23,7 @@ import pytest
 from bot.summary import chart
 from bot.summary.build import DAILY
 from bot.summary.schedule import Due, SummaryScheduler, due, local_at
-from handlers.ria.poller import HOURLY_CAP, check_budget
+from handlers.ria.poller import HOURLY_CAP, check_budget, hour_start
 from storage import ria_requests
 from storage.db import Store, connect
 from storage.outbox import OutboxItem, Target
@@ -235,6 +235,7 @@ async def test_a_retry_chain_stays_within_the_budget(
     env: PollerRig,
 ) -> None:
     clock, ria, store, make = env
+    clock.now = hour_start(clock.now) + 3300  # late in the hour: its spread allows all 30
     for i in range(HOURLY_CAP - 2):  # this hour's requests, all but two
         await store.run(
             ria_requests.record, at=clock.now - 60 - i, purpose="poll", status=200, error=None

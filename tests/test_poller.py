@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from handlers.ria.api import RiaApiError
-from handlers.ria.poller import HOURLY_CAP, BudgetExceeded, requests_per_month
+from handlers.ria.poller import (
+    HOUR_LEAD,
+    HOURLY_CAP,
+    BudgetExceeded,
+    hour_start,
+    requests_per_month,
+)
 from tests.conftest import PollerRig, poller_rig
 from tests.fakes.ria import KYIV, make_call
 
@@ -103,10 +110,48 @@ async def test_errors_are_worded_without_the_key(setup: PollerRig) -> None:
 
 
 async def test_budget_is_kept_across_restarts(setup: PollerRig) -> None:
-    _, ria, _, make = setup
+    clock, ria, _, make = setup
+    clock.now = hour_start(clock.now) + 3599  # the hour's end: its spread allows all 30
     for _ in range(HOURLY_CAP):
         assert await make().poll_once() is not None  # a new poller each time: a restart
     with pytest.raises(BudgetExceeded):
         day = datetime(2026, 11, 15).date()
         await make().fetch(day, day, purpose="poll")
     assert ria.request_count == HOURLY_CAP
+
+
+async def test_polls_every_minute_spread_over_the_hour_leave_no_long_gap(
+    setup: PollerRig,
+) -> None:
+    """RIA_POLL_INTERVAL_MINUTES=1 asks for 60 polls an hour, RIA allows 30: they are spread
+    over the hour (a few ahead for retries), not spent in the first half and then none."""
+    clock, ria, _, make = setup
+    clock.now = hour_start(clock.now)
+    poller = make(interval=1)
+    asked: list[float] = []
+    for _ in range(3 * 60):  # three hours of scheduled polls, a minute apart
+        before = ria.request_count
+        await poller.poll_once()
+        if ria.request_count > before:
+            asked.append(clock.now)
+        clock.now += 60
+    per_hour = Counter(hour_start(t) for t in asked)
+    assert max(per_hour.values()) <= HOURLY_CAP, per_hour
+    assert min(per_hour.values()) >= HOURLY_CAP - 1, per_hour  # the hour's 30, or nearly
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    # every two minutes, and at the hour's end no longer than the lead's share of it
+    assert Counter(gaps).most_common(1)[0][0] == 120, Counter(gaps)
+    assert max(gaps) <= 60 * 2 * (HOUR_LEAD + 1), Counter(gaps)
+    assert asked[:HOUR_LEAD] == [asked[0] + 60 * i for i in range(HOUR_LEAD)]  # the lead
+
+
+async def test_backfill_is_not_spread_over_the_hour(setup: PollerRig) -> None:
+    clock, ria, _, make = setup
+    clock.now = hour_start(clock.now)  # the hour's start: a poll could make only HOUR_LEAD
+    poller = make()
+    day = datetime(2026, 11, 15).date()
+    for _ in range(HOURLY_CAP):  # a backfill's requests come in a row
+        await poller.fetch(day, day, purpose="backfill")
+    assert ria.request_count == HOURLY_CAP
+    with pytest.raises(BudgetExceeded):  # RIA's cap still holds
+        await poller.fetch(day, day, purpose="backfill")

@@ -35,6 +35,12 @@ from storage.db import Store
 log = logging.getLogger(__name__)
 
 HOURLY_CAP = 30  # RIA's own limit per clock hour
+# scheduled polls spread the hour's 30 over the hour, this many ahead of an even spread:
+# at RIA_POLL_INTERVAL_MINUTES=1 a poll every minute until the hour's 30 were gone left the
+# rest of the hour without a safety net (the 30-minute soak saw calls wait 17 minutes); now
+# a poll every two minutes, and room for a retry. A larger lead spends the 30 earlier and
+# leaves twice as many minutes at the hour's end without a poll
+HOUR_LEAD = 2
 PACE_LEAD_DAYS = 0.5  # the pace runs half a day's share of the quota ahead of an even spread
 RETRY_BASE_S = 60.0  # the first retry after a transient failure
 
@@ -57,6 +63,7 @@ class Budget:
     reason: str = ""
     used_hour: int = 0
     used_month: int = 0
+    routine: bool = False  # held back only to spread the hour's requests: not worth a log line
 
 
 def hour_start(now: float) -> float:
@@ -100,9 +107,17 @@ class Pace:
 
 
 def check_budget(
-    db: Any, now: float, tz: ZoneInfo, monthly_quota: int, account: str | None = None
+    db: Any,
+    now: float,
+    tz: ZoneInfo,
+    monthly_quota: int,
+    account: str | None = None,
+    *,
+    spread_hour: bool = False,
 ) -> Budget:
-    """`account`'s budget (None: the RIA_* account): each account its own 30/hour and quota."""
+    """`account`'s budget (None: the RIA_* account): each account its own 30/hour and quota.
+    `spread_hour` (scheduled polls; not backfill, which needs its requests in a row): also
+    at most HOUR_LEAD ahead of the hour's 30 spread evenly over it."""
     pace = Pace.at(now, tz, monthly_quota)
     # only requests up to now: rows from a clock that was ahead must not block polling
     used_hour = ria_requests.count_between(db, hour_start(now), now, account)
@@ -110,6 +125,9 @@ def check_budget(
     budget = Budget(True, used_hour=used_hour, used_month=used_month)
     if used_hour >= HOURLY_CAP:
         budget.allowed, budget.reason = False, f"{used_hour} requests this hour (RIA allows 30)"
+    elif spread_hour and used_hour >= HOURLY_CAP * (now - hour_start(now)) / 3600 + HOUR_LEAD:
+        budget.allowed, budget.routine = False, True
+        budget.reason = f"{used_hour} requests this hour: spread over the hour (RIA allows 30)"
     elif used_month >= monthly_quota:
         budget.allowed, budget.reason = False, f"monthly quota of {monthly_quota} spent"
     elif used_month + 1 > pace.allows(now):
@@ -188,9 +206,16 @@ class RiaPoller:
         now = self.clock()
         if now < self.paused_until:
             raise BudgetExceeded("paused after RIA's rate limit until the next hour")
-        budget = await self.store.run(check_budget, now, self.tz, self.monthly_quota, self.account)
+        budget = await self.store.run(
+            check_budget,
+            now,
+            self.tz,
+            self.monthly_quota,
+            self.account,
+            spread_hour=purpose == "poll",
+        )
         if not budget.allowed:
-            raise BudgetExceeded(budget.reason)
+            raise BudgetExceeded(budget.reason, routine=budget.routine)
         status: int | None = 200
         error: str | None = None
         try:
@@ -219,7 +244,8 @@ class RiaPoller:
         except BudgetExceeded as exc:
             self._retry = False  # the budget decides; the next scheduled poll asks again
             # the account named when there are several (the RIA_* one's line as before)
-            log.info("poller%s: skipped, %s", f" {self.account}" if self.account else "", exc)
+            level = logging.DEBUG if exc.routine else logging.INFO
+            log.log(level, "poller%s: skipped, %s", f" {self.account}" if self.account else "", exc)
             return None
         except RiaApiError as exc:
             self._on_error(exc)
@@ -318,3 +344,7 @@ class RiaPoller:
 
 class BudgetExceeded(Exception):
     """The request would break RIA's limits or the quota; nothing was sent."""
+
+    def __init__(self, reason: str, *, routine: bool = False) -> None:
+        super().__init__(reason)
+        self.routine = routine
