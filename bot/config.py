@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     ria_api_url: str = "https://developers.ria.com"
     ria_poll_interval_minutes: float = Field(60, gt=0, le=24 * 60)
     ria_monthly_quota: int = Field(1000, ge=0)
+    # polls spread RIA's 30 an hour over the hour; off: they may come in a row (as backfill
+    # does), which fast-polling tests need at any minute of the hour
+    ria_poll_spread: bool = True
 
     missed_statuses: Annotated[tuple[str, ...], NoDecode] = ("NOANSWER", "CANCEL", "BUSY")
     alert_max_age_minutes: float = Field(120, ge=0)

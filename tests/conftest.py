@@ -115,6 +115,7 @@ async def poller_rig(tmp_path: Path, start: datetime) -> AsyncIterator[PollerRig
                 quota: int = 1000,
                 url: str | None = None,
                 timeout: float = 2,
+                spread: bool = True,
             ) -> RiaPoller:
                 client = RiaClient(
                     session,
@@ -138,6 +139,7 @@ async def poller_rig(tmp_path: Path, start: datetime) -> AsyncIterator[PollerRig
                     monthly_quota=quota,
                     alert_max_age_s=7200,
                     clock=clock,
+                    spread_hour=spread,
                 )
 
             yield clock, ria, store, make

@@ -37,7 +37,9 @@ async def test_an_answered_call_from_the_poll_resolves_the_alert(
     missed_at = datetime.now(KYIV) - timedelta(minutes=6)
     async with FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
         service = await services(
-            **telegram_env(telegram), **ria_env(ria, RIA_POLL_INTERVAL_MINUTES="0.02"), **QUIET
+            **telegram_env(telegram),
+            **ria_env(ria, RIA_POLL_INTERVAL_MINUTES="0.02", RIA_POLL_SPREAD="off"),
+            **QUIET,
         )
         db = service.env["DATABASE_PATH"]
         await post(service, make_call(11, "NOANSWER", when=missed_at, caller=caller(11)))

@@ -129,6 +129,7 @@ async def test_poller_and_webhook_overlap_alert_once(services, telegram) -> None
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
             RIA_POLL_INTERVAL_MINUTES="0.02",
+            RIA_POLL_SPREAD="off",  # fast polls at any minute of the hour
         )
         messages = await telegram.wait_for_messages(1, chat_id=GROUP)
         assert "+380671112233" in messages[0]["text"]
@@ -219,6 +220,7 @@ async def test_ria_key_and_tokens_never_show_in_output(services, telegram) -> No
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
             RIA_POLL_INTERVAL_MINUTES="0.02",
+            RIA_POLL_SPREAD="off",  # fast polls at any minute of the hour
             LOG_LEVEL="DEBUG",
         )
         telegram.fail_next(2, status=502)
@@ -250,6 +252,7 @@ async def test_wrong_ria_key_is_reported_once(services) -> None:
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
             RIA_POLL_INTERVAL_MINUTES="0.02",
+            RIA_POLL_SPREAD="off",  # fast polls at any minute of the hour
         )
         for _ in range(100):
             if ria.request_count >= 3:

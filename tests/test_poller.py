@@ -155,3 +155,15 @@ async def test_backfill_is_not_spread_over_the_hour(setup: PollerRig) -> None:
     assert ria.request_count == HOURLY_CAP
     with pytest.raises(BudgetExceeded):  # RIA's cap still holds
         await poller.fetch(day, day, purpose="backfill")
+
+
+async def test_without_the_spread_polls_come_in_a_row_until_the_hours_30(
+    setup: PollerRig,
+) -> None:
+    clock, ria, _, make = setup
+    clock.now = hour_start(clock.now)  # where the spread would allow only HOUR_LEAD
+    poller = make(interval=1, spread=False)  # RIA_POLL_SPREAD=off
+    for _ in range(HOURLY_CAP + 5):
+        await poller.poll_once()
+        clock.now += 1
+    assert ria.request_count == HOURLY_CAP  # RIA's cap still holds

@@ -65,6 +65,7 @@ async def test_telegram_and_ria_down_service_stays_healthy_and_catches_up(
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
             RIA_POLL_INTERVAL_MINUTES="0.02",
+            RIA_POLL_SPREAD="off",  # fast polls at any minute of the hour
         )
         await until(lambda: ria.request_count >= 1, 10, "the first poll")
         await set_down(telegram, how)

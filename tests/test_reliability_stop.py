@@ -24,6 +24,7 @@ async def test_sigterm_with_telegram_and_ria_hanging_exits_0_within_5s_and_keeps
             "RIA_USER_ID": RIA_USER,
             "RIA_API_URL": ria.url,
             "RIA_POLL_INTERVAL_MINUTES": "0.02",
+            "RIA_POLL_SPREAD": "off",  # fast polls at any minute of the hour
         }
         service = await services(**env)
         await until(

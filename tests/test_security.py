@@ -65,6 +65,7 @@ async def test_no_secret_in_any_output_through_a_storm_of_errors_at_debug(
             RIA_USER_ID=RIA_USER,
             RIA_API_URL=ria.url,
             RIA_POLL_INTERVAL_MINUTES="0.02",
+            RIA_POLL_SPREAD="off",  # fast polls at any minute of the hour
             HTTP_PORT=str(port),
             PUBLIC_URL=f"http://127.0.0.1:{port}",
             TELEGRAM_WEBHOOK_SECRET=TG_HOOK_SECRET,

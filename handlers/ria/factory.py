@@ -23,6 +23,7 @@ class PollerSettings(Protocol):
     ria_api_key: SecretStr | None
     ria_user_id: str | None
     ria_poll_interval_minutes: float
+    ria_poll_spread: bool
     ria_monthly_quota: int
     alert_max_age_minutes: float
 
@@ -100,6 +101,7 @@ def _poller(
         intake,
         tz=settings.tz,
         interval_minutes=settings.ria_poll_interval_minutes,
+        spread_hour=settings.ria_poll_spread,
         monthly_quota=monthly_quota,
         alert_max_age_s=settings.alert_max_age_minutes * 60,
         account=account,

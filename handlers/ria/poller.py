@@ -157,6 +157,7 @@ class RiaPoller:
         alert_max_age_s: float,
         clock: Callable[[], float] = time.time,
         account: str | None = None,
+        spread_hour: bool = True,
     ) -> None:
         # the [[account]] polled (issue 13; None: the RIA_* account): its own budget, and
         # every call it brings is stored as its
@@ -166,6 +167,7 @@ class RiaPoller:
         self.intake = intake
         self.tz = tz
         self.interval_minutes = interval_minutes
+        self.spread_hour = spread_hour  # RIA_POLL_SPREAD
         self.monthly_quota = monthly_quota
         self.alert_max_age_s = alert_max_age_s
         self.clock = clock
@@ -212,7 +214,7 @@ class RiaPoller:
             self.tz,
             self.monthly_quota,
             self.account,
-            spread_hour=purpose == "poll",
+            spread_hour=self.spread_hour and purpose == "poll",
         )
         if not budget.allowed:
             raise BudgetExceeded(budget.reason, routine=budget.routine)
