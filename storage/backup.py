@@ -18,7 +18,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.db import FILE_MODE, NoDatabase
+from storage.db import NoDatabase
+from storage.files import FILE_MODE
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from storage.checkpoint import BACKSTOP_PAGES, Checkpointer
+from storage.files import make_private_dir, tighten, tighten_logged
 from storage.schema import migrate
 
 T = TypeVar("T")
@@ -45,90 +45,12 @@ class NoDatabase(FileNotFoundError):
         self.path = path
 
 
-# The database holds callers' numbers, recording links, raw payloads and the generated
-# webhook secret: only the service's user may read it. SQLite gives the -wal and -shm files
-# the main file's mode, so the main file is tightened before it is opened.
-FILE_MODE = 0o600
-DIR_MODE = 0o700
-_SIDE_FILES = ("", "-wal", "-shm", "-journal")
-
-
-def make_private_dir(folder: Path) -> None:
-    """Create `folder` (and its parents) 0700; an existing one is left as it is."""
-    if not folder.exists():
-        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        os.chmod(folder, DIR_MODE)  # mkdir's mode goes through the umask
-
-
-def _ours(entry: Path, db_name: str) -> bool:
-    """Whether a file beside the database is the service's: the database's own files, the
-    config file, backups (the README's /data/backups), a restore's leftovers."""
-    if entry.name.startswith(db_name) or entry.name.endswith(".toml"):
-        return True
-    return entry.name in ("backups", "broken") and entry.is_dir()
-
-
-def tighten(path: Path, *, folder: bool = True) -> list[str]:
-    """Make the database's files 0600 and its folder 0700; returns what was changed.
-
-    The folder is tightened only when it holds nothing but the database's files (and
-    backups or the config file next to them): DATABASE_PATH=calls.db in a project folder,
-    or /tmp/calls.db, must not lock others out of a folder that is not ours."""
-    changed: list[str] = []
-    for suffix in _SIDE_FILES:
-        file = path.with_name(path.name + suffix)
-        try:
-            st = file.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            # nothing there, or its "folder" is a file: no database to protect, and the
-            # single config error about DATABASE_PATH says what is wrong with the path
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue  # DATABASE_PATH naming a folder: never chmod what is not our file
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
-            # only taken away: a read-only file stays read-only (a config error to report)
-            os.chmod(file, mode & ~0o077)
-            changed.append(f"{file} {mode:o}->{mode & ~0o077:o}")
-    if not folder:
-        return changed
-    parent = path.parent
-    try:
-        if not parent.is_dir():
-            return changed
-        mode = stat.S_IMODE(parent.stat().st_mode)
-        ours = all(_ours(entry, path.name) for entry in parent.iterdir())
-    except OSError:
-        return changed
-    if mode & 0o077:
-        if ours:
-            os.chmod(parent, mode & ~0o077)
-            changed.append(f"{parent}/ {mode:o}->{mode & ~0o077:o}")
-        else:
-            log.warning(
-                "the database's folder %s is open to other users and holds other files: "
-                "left as it is (chmod 700 it, or give the database a folder of its own)",
-                parent,
-            )
-    return changed
-
-
-def _tighten_logged(path: Path) -> None:
-    try:
-        changed = tighten(path)
-    except OSError as exc:  # not our file (a read-only mount, another owner): say so, go on
-        log.warning("could not make the database private (chmod 600): %s", exc)
-        return
-    if changed:
-        log.info("database files were readable by other users; now private: %s", ", ".join(changed))
-
-
 def connect(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open and migrate the database at `path` on the calling thread. With `create=False`
     a missing file raises NoDatabase instead of becoming a new, empty database."""
     path = Path(path)
     if str(path) != ":memory:":
-        _tighten_logged(path)
+        tighten_logged(path)
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", isolation_level=None, timeout=10.0)
     elif create:
@@ -348,45 +270,6 @@ class Store:
             await asyncio.shield(self._drained)
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
-
-
-# SQLite checkpoints the WAL itself in the COMMIT that takes it past 1000 pages: copying
-# 4 MB into the database and fsyncing it, while every webhook of the next group waits (the
-# tail of the ingest latency). A thread of its own does it instead, on its own connection:
-# a PASSIVE checkpoint never blocks the writer. The writer's own is kept as a backstop.
-CHECKPOINT_BYTES = 4 * 1024 * 1024
-CHECKPOINT_EVERY_S = 0.25
-BACKSTOP_PAGES = 16_000
-
-
-class Checkpointer:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        wal = f"{self.path}-wal"
-        conn: sqlite3.Connection | None = None
-        try:
-            while not self._stop.wait(CHECKPOINT_EVERY_S):
-                try:
-                    if os.path.getsize(wal) < CHECKPOINT_BYTES:
-                        continue
-                    if conn is None:
-                        conn = sqlite3.connect(self.path, isolation_level=None, timeout=1.0)
-                        conn.execute("PRAGMA synchronous = FULL")
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except (OSError, sqlite3.Error) as exc:  # the writer's backstop still works
-                    log.debug("background checkpoint: %s", exc)
-        finally:
-            if conn is not None:
-                conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 # Set on the writer thread while it runs a group of store.write jobs: their transactions
