@@ -123,6 +123,16 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("ria_poll_spread", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word not in {"on", "off", "true", "false", "yes", "no", "1", "0"}:
+                raise ValueError(f"expected on or off, got {value!r}")
+            return word in {"on", "true", "yes", "1"}
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

@@ -72,6 +72,7 @@ def test_dotenv_file(tmp_path) -> None:
         ("RIA_WEBHOOK_SECRET", "short", "RIA_WEBHOOK_SECRET: expects 16-128 characters"),
         ("TELEGRAM_BOT_TOKEN", "nope", "TELEGRAM_BOT_TOKEN: is not a bot token"),
         ("RIA_POLL_INTERVAL_MINUTES", "0", "RIA_POLL_INTERVAL_MINUTES: "),
+        ("RIA_POLL_SPREAD", "maybe", "RIA_POLL_SPREAD: expected on or off, got 'maybe'"),
         (
             "SLACK_CHANNEL_IDS",
             "#general",
