@@ -16,7 +16,6 @@ log = logging.getLogger("storage.db")
 # a PASSIVE checkpoint never blocks the writer. The writer's own is kept as a backstop.
 CHECKPOINT_BYTES = 4 * 1024 * 1024
 CHECKPOINT_EVERY_S = 0.25
-BACKSTOP_PAGES = 16_000
 
 
 class Checkpointer:

@@ -27,11 +27,14 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from storage.checkpoint import BACKSTOP_PAGES, Checkpointer
+from storage.checkpoint import Checkpointer
 from storage.files import make_private_dir, tighten, tighten_logged
 from storage.schema import migrate
 
 T = TypeVar("T")
+
+# the writer's own WAL checkpoint, a backstop for the checkpoint thread (storage/checkpoint)
+BACKSTOP_PAGES = 16_000
 
 log = logging.getLogger(__name__)
 
