@@ -66,7 +66,7 @@ def pick_tool(choice: str) -> str:
     return choice
 
 
-async def _wrk(url: str, p: Params, seconds: float, first_id: int) -> dict[str, Any]:
+async def wrk_load(url: str, p: Params, seconds: float, first_id: int) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         "wrk",
         "-t1",
@@ -152,7 +152,7 @@ async def _aiohttp_load(url: str, p: Params, seconds: float, first_id: int) -> d
 
 
 async def _load(url: str, p: Params, tool: str, first_id: int) -> dict[str, Any]:
-    generate = _wrk if tool == "wrk" else _aiohttp_load
+    generate = wrk_load if tool == "wrk" else _aiohttp_load
     warm = 0
     if p.warmup_s > 0:
         warmup = await generate(url, p, p.warmup_s, WARMUP_IDS + first_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import json
 import re
 import shutil
 import sys
@@ -21,29 +22,15 @@ import tempfile
 from pathlib import Path
 
 from bench.common import start_service, stop_quietly
-from bench.ingest import LUA
+from bench.ingest import Params, wrk_load
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
 
 async def _wrk(url: str, connections: int, seconds: float, first_id: int) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{round(seconds)}s",
-        "--latency",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        str(first_id),
-        "4",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return out.decode()
+    """Row 2's load (bench/ingest.py runs wrk the same way), its figures as one line."""
+    found = await wrk_load(url, Params(connections=connections), seconds, first_id)
+    return json.dumps(found)
 
 
 async def _spy(pid: int, seconds: float, fmt: str, out: Path, *extra: str) -> None:
