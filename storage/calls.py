@@ -112,7 +112,7 @@ def ingest_many(
                 row = [getattr(call, c) for c in CALL_COLUMNS]
                 row += [
                     int(is_missed),
-                    raw_json(call.raw),
+                    call.raw_text or raw_json(call.raw),
                     batch.source,
                     received_at,
                     batch.account,

@@ -29,6 +29,10 @@ class Call:
     model_id: int | None = None
     price: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # `raw` as the JSON text it arrived in, when a webhook's body was this one record: stored
+    # as it came instead of encoded again (re-encoding was ~40 % of the writer thread's
+    # Python time at full ingest load, holding the GIL the event loop needs; py-spy)
+    raw_text: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def car(self) -> str | None:

@@ -14,6 +14,7 @@ from handlers.ria.records import (
     RecordError,
     TooManyRecords,
     decode_body,
+    decode_records,
     parse_record,
     parse_records,
     to_e164,
@@ -115,3 +116,23 @@ def test_parse_records_splits_good_and_bad() -> None:
         "call_id is not an integer",
         "a call record must be a JSON object",
     ]
+
+
+def test_one_record_body_keeps_its_text_and_others_do_not() -> None:
+    # the webhook's usual body: the record's JSON text is kept as it came (Call.raw_text),
+    # spacing and \u escapes included, and stored instead of an encoding of Call.raw
+    text = ' {"call_id": 7, "date": "2021-07-31T15:57:01", "status": "BUSY", "x": "\\u0436"} '
+    records, one = decode_records(("\ufeff" + text + "\n").encode(), "application/json")
+    assert one == text.strip()
+    [call], bad = parse_records(records, KYIV, text=one)
+    assert not bad and call.raw_text == text.strip() and call.raw["x"] == "ж"
+    # several records, a wrapped list, or a form: no text of their own, Call.raw is encoded
+    for body in (
+        b'[{"call_id": 7, "date": "2021-07-31T15:57:01"}]',
+        b'{"calls": [{"call_id": 7, "date": "2021-07-31T15:57:01"}]}',
+        b"call_id=7&date=2021-07-31T15:57:01",
+    ):
+        records, one = decode_records(body, None)
+        assert one is None
+        [call], _ = parse_records(records, KYIV, text=one)
+        assert call.raw_text is None

@@ -184,8 +184,9 @@ def _local_date(value: str, tz: ZoneInfo) -> tuple[str, int]:
         raise RecordError(f"date {value[:40]!r} is out of range") from None
 
 
-def parse_record(record: Any, tz: ZoneInfo) -> Call:
-    """One RIA record (a dict) to a Call; raises RecordError saying what is wrong."""
+def parse_record(record: Any, tz: ZoneInfo, *, text: str | None = None) -> Call:
+    """One RIA record (a dict) to a Call; raises RecordError saying what is wrong. `text`:
+    the record's JSON exactly as received, kept as its raw form (see Call.raw_text)."""
     if not isinstance(record, Mapping):
         raise RecordError("a call record must be a JSON object")
     if too_deep(record):
@@ -216,6 +217,7 @@ def parse_record(record: Any, tz: ZoneInfo) -> Call:
         model_id=_int(record, "model_id") or None,
         price=_int(record, "price"),
         raw=dict(record),
+        raw_text=text,
     )
 
 
@@ -225,6 +227,13 @@ def decode_body(body: bytes, content_type: str | None) -> list[Any]:
     The content type is only a hint: RIA has served JSON as text/html, so JSON is tried first
     whenever the body looks like it.
     """
+    return decode_records(body, content_type)[0]
+
+
+def decode_records(body: bytes, content_type: str | None) -> tuple[list[Any], str | None]:
+    """decode_body, and the JSON text of the one record when the body is exactly one JSON
+    object that is a record (what RIA's webhook sends): parse_records keeps it as the raw
+    form, which saves encoding the record again. None for any other body."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -246,31 +255,38 @@ def decode_body(body: bytes, content_type: str | None) -> list[Any]:
         if not pairs:
             raise RecordError("body is neither JSON nor a form")
         data = dict(pairs)
+    one: str | None = None
     if isinstance(data, dict):
         # some senders wrap the list: {"calls": [...]} / {"data": [...]}
         for key in ("calls", "data", "items"):
             if isinstance(data.get(key), list) and "call_id" not in data:
                 data = data[key]
                 break
+        else:
+            one = stripped if stripped[0] == "{" else None  # a form is no JSON text
     records = data if isinstance(data, list) else [data]
     if not records:
         raise RecordError("no call records in the body")
     if len(records) > MAX_RECORDS:
         raise TooManyRecords(f"more than {MAX_RECORDS} records in one request")
-    return records
+    return records, one
 
 
 class TooManyRecords(RecordError):
     """The body holds more records than one request may carry (413)."""
 
 
-def parse_records(raw: list[Any], tz: ZoneInfo) -> tuple[list[Call], list[tuple[Any, str]]]:
-    """Parse each record; returns the good calls and (record, reason) for the bad ones."""
+def parse_records(
+    raw: list[Any], tz: ZoneInfo, *, text: str | None = None
+) -> tuple[list[Call], list[tuple[Any, str]]]:
+    """Parse each record; returns the good calls and (record, reason) for the bad ones.
+    `text`: decode_records' JSON text of a body that was exactly one record."""
     calls: list[Call] = []
     bad: list[tuple[Any, str]] = []
+    one = text if len(raw) == 1 else None
     for record in raw:
         try:
-            calls.append(parse_record(record, tz))
+            calls.append(parse_record(record, tz, text=one))
         except RecordError as exc:
             bad.append((record, str(exc)))
     return calls, bad

@@ -25,7 +25,7 @@ from handlers.ria.records import (
     RecordError,
     TooManyRecords,
     clean_text,
-    decode_body,
+    decode_records,
     parse_records,
 )
 from storage import rejected
@@ -127,7 +127,7 @@ class RiaWebhook:
         self, body: bytes, content_type: str | None, request: web.Request, account: str | None
     ) -> web.Response:
         try:
-            records = decode_body(body, content_type)
+            records, text = decode_records(body, content_type)
         except TooManyRecords as exc:
             await self._keep(body, str(exc), content_type)
             return _error(413, str(exc))
@@ -135,7 +135,7 @@ class RiaWebhook:
             await self._keep(body, str(exc), content_type)
             log.warning("webhook: rejected a payload: %s", exc)
             return _error(400, str(exc))
-        calls, bad = parse_records(records, self.tz)
+        calls, bad = parse_records(records, self.tz, text=text)
         for record, reason in bad:
             await self._keep(_dump(record) or body, reason, content_type)
         if bad:
