@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from storage.missed import Scope, episodes
+from storage.missed import LineTimes, Scope, episode_times
 
 ANSWER = "ANSWER"
 # destination_phone -> the key a manager's lines are counted under (the caller passes the
@@ -247,13 +247,15 @@ def callback_stats(
     Per caller their last episode counts (storage/missed): called back when their last
     missed call is resolved, the time to callback running from the first call that
     resolution covered. Per manager: by the destination_phone of the last missed call."""
-    found = episodes(db, start, end, scope=scope)
-    per: dict[str, list[float | None]] = {}  # phone -> callback seconds (None: waiting)
-    for e in found:
-        took = None if e.resolved_at is None else max(e.resolved_at - e.since, 0.0)
-        phone = group(e.destination_phone) if group else e.destination_phone
-        per.setdefault(phone, []).append(took)
-    everyone = [t for times in per.values() for t in times]
+    per: dict[str, LineTimes] = {}  # manager -> her lines' callers
+    for phone, times in episode_times(db, start, end, scope=scope).items():
+        key = group(phone) if group else phone
+        mine = per.setdefault(key, LineTimes())
+        mine.waiting += times.waiting
+        mine.took += times.took
+    everyone = LineTimes(
+        sum(t.waiting for t in per.values()), [took for t in per.values() for took in t.took]
+    )
     managers = [
         ManagerCallbacks(*_figures(times, within_s), destination_phone=phone)
         for phone, times in per.items()
@@ -262,14 +264,14 @@ def callback_stats(
     return CallbackStats(*_figures(everyone, within_s), within_s=within_s, managers=managers)
 
 
-def _figures(times: list[float | None], within_s: float) -> tuple[int, int, int, int, float | None]:
+def _figures(times: LineTimes, within_s: float) -> tuple[int, int, int, int, float | None]:
     """CallbackFigures' fields, in order."""
-    done = [t for t in times if t is not None]
+    done = times.took
     return (
-        len(times),
+        times.waiting + len(done),
         len(done),
         sum(1 for t in done if t <= within_s),
-        len(times) - len(done),
+        times.waiting,
         statistics.median(done) if done else None,
     )
 
