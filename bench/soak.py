@@ -8,7 +8,17 @@ commands, presses of the alerts' buttons, a Telegram outage in the middle, one S
 restart. The report: calls lost (must be 0), duplicate alerts (at most one per crash and
 target), RSS, open fds and database size over time, outbox rows left.
 
+RIA's answer to a poll (yesterday..today) holds the calls of the last SOAK_RIA_WINDOW_S
+(300) seconds only, ~400 calls: about two days of a busy account. A call leaves the fake RIA
+only once it is stored (so the poller still has to find every call the webhook missed).
+With every call of the soak in it instead (SOAK_RIA_WINDOW_S=0), each poll reads all the
+calls so far, 2,300 by the end, and RSS follows the largest answer (the poll's peak, ~2.5 kB
+a call: bench/rss_poll.py): growth that stops where days roll over, which no soak of a
+compressed day reaches. The RSS verdict: its slope over the first process's last half,
+after a warm-up (RIA's window filled, SQLite's page cache at its 2 MB cap).
+
     SOAK_MINUTES=5 python -m bench.soak      # bench/results/soak-latest.{md,json}
+    SOAK_PROBE=1 ...                         # under bench/rss_probe.py: where memory goes
 """
 
 from __future__ import annotations
@@ -30,25 +40,33 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import REPO, start_service, stop_quietly, webhook_record
+from bench.common import REPO, BenchService, start_service, stop_quietly, webhook_record
 from tests.conftest import GROUP, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, FakeRia
 from tests.fakes.telegram import FakeTelegram
-from tests.service import Service
 
 RESULTS = REPO / "bench" / "results"
 RIA_KEY = "RIAKEY" + "s" * 34
 RIA_USER = "1505029"
 PHONE = re.compile(r"\+380\d{9}")
+# the RSS verdict: the first process's RSS after WARM_SHARE of the soak, its slope over the
+# last half of the rest at most FLAT_MB_PER_MIN (3 MB an hour; the growth this replaced was
+# 0.4 MB a minute); runs shorter than JUDGE_MINUTES are too short to judge
+WARM_SHARE = 0.25
+FLAT_MB_PER_MIN = 0.05
+JUDGE_MINUTES = 20
 
 
 class Soak:
-    def __init__(self, minutes: float, workdir: Path) -> None:
+    def __init__(self, minutes: float, workdir: Path, window_s: float = 300.0) -> None:
         self.seconds = minutes * 60
+        self.window_s = window_s  # RIA answers the calls of this many seconds (0: all)
+        self.answer_max = 0  # the most calls RIA held (the largest answer to a poll)
         self.workdir = workdir
         self.rng = random.Random(14)
         self.next_id = 50_000_000
         self.made: list[int] = []  # every call id, in the fake RIA
+        self.made_at: dict[int, float] = {}  # call id -> self.t() when made
         self.missed: dict[int, str] = {}  # missed call id -> caller's number
         self.webhooks = Counter[str]()
         self.samples: list[dict[str, Any]] = []
@@ -66,11 +84,12 @@ class Soak:
         record = webhook_record(self.next_id, status, self.next_id, datetime.now(KYIV))
         ria.add_calls(record)
         self.made.append(self.next_id)
+        self.made_at[self.next_id] = self.t()
         if status != "ANSWER":
             self.missed[self.next_id] = f"+38{record['caller_phone']}"
         return record
 
-    async def traffic(self, ria: FakeRia, service: list[Service]) -> None:
+    async def traffic(self, ria: FakeRia, service: list[BenchService]) -> None:
         """~1 call a second, a burst of 20-40 every ~90 s; 1 in 10 never comes by webhook."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             next_burst = 60.0
@@ -110,7 +129,27 @@ class Soak:
                 telegram.push_callback_query(GROUP, *self.rng.choice(buttons))
                 self.presses += 1
 
-    async def faults(self, telegram: FakeTelegram, service: list[Service]) -> None:
+    async def ria_window(self, ria: FakeRia, db: Path) -> None:
+        """Every 30 s: the calls older than the window that are stored leave the fake RIA."""
+        while self.window_s and self.t() < self.seconds:
+            await asyncio.sleep(30)
+            self.answer_max = max(self.answer_max, len(ria.calls))
+            cutoff = self.t() - self.window_s
+            old = [r["call_id"] for r in ria.calls if self.made_at[r["call_id"]] < cutoff]
+            if not old:
+                continue
+            with sqlite3.connect(db) as conn:
+                stored = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT call_id FROM calls WHERE call_id BETWEEN ? AND ?",
+                        (min(old), max(old)),
+                    )
+                }
+            gone = stored.intersection(old)
+            ria.calls[:] = [r for r in ria.calls if r["call_id"] not in gone]
+
+    async def faults(self, telegram: FakeTelegram, service: list[BenchService]) -> None:
         outage = 120.0 if self.seconds >= 600 else self.seconds / 5
         await asyncio.sleep(self.seconds / 2 - outage / 2)
         telegram.mode = "down_500"
@@ -123,12 +162,14 @@ class Soak:
         assert old.proc is not None
         old.proc.send_signal(signal.SIGKILL)
         await old.proc.wait()
+        if old.session is not None:
+            await old.session.close()
         self.crashes += 1
         self.events.append(f"{self.t()} s: SIGKILL")
-        service[0] = await start_service(self.workdir, **old_env(old))
+        service[0] = await start_service(self.workdir, argv=old.argv, **old_env(old))
         self.events.append(f"{self.t()} s: restarted and healthy")
 
-    async def sample(self, service: list[Service]) -> None:
+    async def sample(self, service: list[BenchService]) -> None:
         db = self.workdir / "calls.db"
         while self.t() < self.seconds + 1:
             proc = service[0].proc
@@ -136,6 +177,7 @@ class Soak:
                 try:
                     self.samples.append(
                         {
+                            "pid": proc.pid,
                             "t": self.t(),
                             "rss_mb": _status_mb(proc.pid, "VmRSS"),
                             "fds": len(os.listdir(f"/proc/{proc.pid}/fd")),
@@ -154,8 +196,19 @@ def _is_alert(text: str) -> bool:
     return first.startswith("🔴") and ("Пропущен" in first or "issed call" in first)
 
 
-def old_env(service: Service) -> dict[str, Any]:
-    return {k: v for k, v in service.env.items() if k.startswith(("TELEGRAM", "RIA", "CALL"))}
+def old_env(service: BenchService) -> dict[str, Any]:
+    keep = ("TELEGRAM", "RIA", "CALL", "RSS_PROBE", "PYTHON")
+    return {k: v for k, v in service.env.items() if k.startswith(keep)}
+
+
+def probe(workdir: Path) -> tuple[list[str] | None, dict[str, str]]:
+    """SOAK_PROBE=1: the service runs under bench/rss_probe.py (where its memory goes, in
+    workdir/rss-probe.jsonl); RSS_PROBE_* settings pass through. Else the plain CLI."""
+    if os.environ.get("SOAK_PROBE") != "1":
+        return None, {}
+    env = {k: v for k, v in os.environ.items() if k.startswith("RSS_PROBE_")}
+    env |= {"RSS_PROBE_OUT": str(workdir / "rss-probe.jsonl"), "PYTHONPATH": str(REPO)}
+    return [sys.executable, "-m", "bench.rss_probe", "run"], env
 
 
 def _status_mb(pid: int, field: str) -> float:
@@ -192,8 +245,8 @@ async def _all_stored(db: Path, ids: list[int], timeout: float) -> list[int]:
         await asyncio.sleep(2)
 
 
-async def run(minutes: float, workdir: Path) -> dict[str, Any]:
-    soak = Soak(minutes, workdir)
+async def run(minutes: float, workdir: Path, window_s: float) -> dict[str, Any]:
+    soak = Soak(minutes, workdir, window_s)
     telegram_fake = FakeTelegram(token=TG_TOKEN)
     async with telegram_fake as telegram, FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
         env: dict[str, Any] = {
@@ -204,13 +257,15 @@ async def run(minutes: float, workdir: Path) -> dict[str, Any]:
             "RIA_POLL_INTERVAL_MINUTES": "1",
             "CALLBACK_WITHIN_MINUTES": "0",  # reminders would count as repeated alerts
         }
-        service: list[Service] = [await start_service(workdir, **env)]
+        argv, probe_env = probe(workdir)
+        service: list[BenchService] = [await start_service(workdir, argv=argv, **(env | probe_env))]
         try:
             await asyncio.gather(
                 soak.traffic(ria, service),
                 soak.users(telegram),
                 soak.faults(telegram, service),
                 soak.sample(service),
+                soak.ria_window(ria, workdir / "calls.db"),
             )
             db = workdir / "calls.db"
             # the poller finds the rest: a poll every two minutes (RIA's 30 an hour spread
@@ -241,8 +296,6 @@ def report_data(
     ria_429: int,
     db: Path,
 ) -> dict[str, Any]:
-    warm = [s for s in soak.samples if s["t"] >= soak.seconds * 0.2]
-    rss = [s["rss_mb"] for s in warm] or [0.0]
     return {
         "minutes": round(soak.seconds / 60, 1),
         "calls_made": len(soak.made),
@@ -259,29 +312,100 @@ def report_data(
         "ria_requests": ria_requests,
         "ria_429": ria_429,
         "outbox_left": left,
-        "rss_after_warmup_mb": {"first": rss[0], "last": rss[-1], "max": max(rss)},
+        "ria_window_s": soak.window_s,
+        "ria_answer_max": soak.answer_max,
+        "rss": rss_trend(soak.samples, soak.seconds),
         "db_mb": round(_size(db) / 2**20, 2),
         "events": soak.events,
         "samples": soak.samples,
     }
 
 
-def markdown(r: dict[str, Any]) -> str:
+def slope(points: list[dict[str, Any]]) -> float:
+    """The least-squares slope of the samples' RSS, in MB a minute (0 with fewer than two)."""
+    if len(points) < 2:
+        return 0.0
+    ts = [p["t"] / 60 for p in points]
+    ys = [p["rss_mb"] for p in points]
+    mt, my = sum(ts) / len(ts), sum(ys) / len(ys)
+    var = sum((t - mt) ** 2 for t in ts)
+    return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0.0
+
+
+def _span(points: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "from_s": points[0]["t"] if points else None,
+        "to_s": points[-1]["t"] if points else None,
+        "first_mb": points[0]["rss_mb"] if points else None,
+        "last_mb": points[-1]["rss_mb"] if points else None,
+        "max_mb": max(p["rss_mb"] for p in points) if points else None,
+        "mb_per_min": round(slope(points), 3),
+    }
+
+
+def rss_trend(samples: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """RSS of the first process (until the SIGKILL) after a warm-up of WARM_SHARE of the
+    soak, in two halves: growth that stops shows in the first, a leak in both. `flat`:
+    the last half's slope at most FLAT_MB_PER_MIN (None: a run too short to judge). The
+    restarted process is reported apart (a warm-up of its own)."""
+    pids = list(dict.fromkeys(s["pid"] for s in samples))
+    first = [s for s in samples if pids and s["pid"] == pids[0]]
+    after = [s for s in first if s["t"] >= seconds * WARM_SHARE]
+    mid = (after[0]["t"] + after[-1]["t"]) / 2 if after else 0.0
+    late = [s for s in after if s["t"] >= mid]
+    judged = seconds >= JUDGE_MINUTES * 60 and len(late) >= 10
+    return {
+        "warm_up_s": seconds * WARM_SHARE,
+        "early": _span([s for s in after if s["t"] < mid]),
+        "late": _span(late),
+        "restarted": _span([s for s in samples if s["pid"] != pids[0]]) if pids else None,
+        "flat": slope(late) <= FLAT_MB_PER_MIN if judged else None,
+    }
+
+
+def passed(r: dict[str, Any]) -> bool:
+    """Nothing lost, no duplicate beyond the crash's, nothing left; RSS flat when judged."""
     ok = r["calls_lost"] == 0 and r["duplicates_ok"] and r["outbox_left"] == 0
+    return ok and r["rss"]["flat"] is not False
+
+
+def rss_lines(rss: dict[str, Any]) -> list[str]:
+    early, late, again = rss["early"], rss["late"], rss["restarted"]
+    verdict = {None: "not judged (a run under 20 minutes)", True: "**flat**", False: "**GROWING**"}
+    lines = [
+        f"- RSS after warm-up ({rss['warm_up_s']:.0f} s): {verdict[rss['flat']]}: "
+        f"{late['mb_per_min']:+.3f} MB/min over {late['from_s']}-{late['to_s']} s "
+        f"({late['first_mb']} → {late['last_mb']} MB, at most {FLAT_MB_PER_MIN} to pass); "
+        f"before it {early['mb_per_min']:+.3f} MB/min over {early['from_s']}-{early['to_s']} s "
+        f"({early['first_mb']} → {early['last_mb']} MB)"
+    ]
+    if again and again["from_s"] is not None:
+        lines.append(
+            f"- RSS after the restart: {again['first_mb']} → {again['last_mb']} MB "
+            f"(max {again['max_mb']}) over {again['from_s']}-{again['to_s']} s, its own warm-up"
+        )
+    return lines
+
+
+def markdown(r: dict[str, Any]) -> str:
+    window = (
+        f"the calls of the last {r['ria_window_s']:g} s, at most {r['ria_answer_max']}"
+        if r["ria_window_s"]
+        else "every call of the soak"
+    )
     lines = [
         f"# Soak report ({r['minutes']} min{'' if r['minutes'] >= 30 else ', shortened'})",
         "",
-        f"Verdict: **{'pass' if ok else 'FAIL'}**",
+        f"Verdict: **{'pass' if passed(r) else 'FAIL'}**",
         "",
         f"- calls made: {r['calls_made']} ({r['missed_calls']} missed); webhooks: {r['webhooks']}",
         f"- calls lost: **{r['calls_lost']}** {r['lost_ids'] or ''}",
         f"- missed calls alerted: {r['missed_alerted']}; duplicate alerts: "
         f"**{r['duplicate_alerts']}** (crashes: {r['crashes']}, one target)",
         f"- commands: {r['commands']}; button presses: {r['button_presses']}",
-        f"- RIA requests: {r['ria_requests']} ({r['ria_429']} answered 429)",
+        f"- RIA requests: {r['ria_requests']} ({r['ria_429']} answered 429); its answer: {window}",
         f"- outbox left pending: **{r['outbox_left']}**",
-        f"- RSS after warm-up: first {r['rss_after_warmup_mb']['first']} MB, last "
-        f"{r['rss_after_warmup_mb']['last']} MB, max {r['rss_after_warmup_mb']['max']} MB",
+        *rss_lines(r["rss"]),
         f"- database (with WAL): {r['db_mb']} MB",
         "",
         "Events: " + "; ".join(r["events"]),
@@ -295,15 +419,16 @@ def markdown(r: dict[str, Any]) -> str:
 
 def main() -> int:
     minutes = float(os.environ.get("SOAK_MINUTES", "30"))
+    window_s = float(os.environ.get("SOAK_RIA_WINDOW_S", "300"))
     workdir = Path(tempfile.mkdtemp(prefix="ria-soak-"))
-    result = asyncio.run(run(minutes, workdir))
+    print(f"soak: {minutes:g} min in {workdir}", flush=True)
+    result = asyncio.run(run(minutes, workdir, window_s))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak-latest.json").write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result)
     (RESULTS / "soak-latest.md").write_text(text)
     print(text)
-    ok = result["calls_lost"] == 0 and result["duplicates_ok"] and result["outbox_left"] == 0
-    return 0 if ok else 1
+    return 0 if passed(result) else 1
 
 
 if __name__ == "__main__":
