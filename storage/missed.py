@@ -10,7 +10,10 @@ same resolved_at, form the episode: time to callback = resolved_at - its first c
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import add, truediv
@@ -121,18 +124,24 @@ class LineTimes:
 
 
 # The calls of _MISSED_CALLS_SQL folded into one row: their number, how many have a
-# resolution, then texts holding every call's caller, line and whether it is resolved, in the
-# index's order (started_at, caller_e164, call_id: a caller's calls oldest first), and the
-# resolved calls' started_at and resolved_at. A row per call through sqlite3 costs ~0.5 µs
-# of Python, and a GROUP BY caller sorts every call: each 10-20 ms for a month of a year's
-# history (~24k missed calls), where this row, split in Python with a dict keeping each
-# caller's last call, takes ~12 ms. resolved_at travels as integers i and n, being exactly
-# i + n / 2**52 when 1 <= |i| < 2**62 (a double minus its integer part is exact, and from 1
-# up a multiple of 2**-52); as text SQLite 3.40 would round it (even quote()).
+# resolution, and texts of every call's caller and line in the index's order (started_at,
+# caller_e164, call_id: a caller's calls oldest first). A row per call through sqlite3 costs
+# ~0.5 µs of Python, and a GROUP BY caller sorts every call: each 10-20 ms for a month of a
+# year's history (~24k missed calls), where this row, split in Python with a dict keeping
+# each caller's last call, takes ~10 ms.
 _FOLDED_SQL = """
 SELECT count(*), count(r.call_id),
-    group_concat(c.caller_e164, char(31)), group_concat(c.destination_phone, char(31)),
-    group_concat(r.call_id IS NOT NULL, ''),
+    group_concat(c.caller_e164, char(31)), group_concat(c.destination_phone, char(31))
+FROM calls AS c INDEXED BY calls_missed_episodes
+LEFT JOIN resolutions AS r ON r.call_id = c.call_id
+WHERE c.started_at >= ? AND c.started_at < ? AND c.missed = 1
+"""
+# When some are resolved, the same calls again: which are, and those calls' started_at and
+# resolved_at. resolved_at travels as integers i and n, being exactly i + n / 2**52 when
+# 1 <= |i| < 2**62 (a double minus its integer part is exact, and from 1 up a multiple of
+# 2**-52); as text SQLite 3.40 would round it (quote() too).
+_RESOLVED_SQL = """
+SELECT group_concat(r.call_id IS NOT NULL, ''),
     group_concat(CASE WHEN r.call_id IS NOT NULL THEN c.started_at END),
     group_concat(CAST(r.resolved_at AS INTEGER)),
     group_concat(
@@ -151,22 +160,36 @@ def episode_times(
     """`episodes` as the callback figures need them, without building them: per line (the
     destination_phone of a caller's last missed call in [start, end)), how many of those
     callers still wait and how long each other one took (resolved_at - since, at least 0)."""
-    sql = _FOLDED_SQL + (_SCOPED if scope is not None else "")
+    conn = db.conn
+    scoped = _SCOPED if scope is not None else ""
     params: tuple[object, ...] = (start, end, *(scope or ()))
-    row = db.conn.execute(sql, params).fetchone()
-    count, resolved, callers, lines = row[:4]
-    if not count:
-        return {}
-    who, line = callers.split(_SEP), lines.split(_SEP)
-    if len(who) == count and len(line) == count:  # else a separator inside a number
-        if not resolved:
-            last_line = dict(zip(who, line, strict=True))  # later calls overwrite earlier
-            last_line.pop("", None)  # no number: nobody to call back
-            return {phone: LineTimes(n) for phone, n in Counter(last_line.values()).items()}
-        found = _resolutions(count, *row[4:])
-        if found is not None:
-            return _resolved_times(who, line, found)
+    with _snapshot(conn):  # both statements see the same calls
+        count, resolved, callers, lines = conn.execute(_FOLDED_SQL + scoped, params).fetchone()
+        if not count:
+            return {}
+        who, line = callers.split(_SEP), lines.split(_SEP)
+        if len(who) == count and len(line) == count:  # else a separator inside a number
+            if not resolved:
+                last_line = dict(zip(who, line, strict=True))  # later calls overwrite earlier
+                last_line.pop("", None)  # no number: nobody to call back
+                return {phone: LineTimes(n) for phone, n in Counter(last_line.values()).items()}
+            found = _resolutions(count, *conn.execute(_RESOLVED_SQL + scoped, params).fetchone())
+            if found is not None:
+                return _resolved_times(who, line, found)
     return _times_of(episodes(db, start, end, scope=scope))  # the exact, slower way
+
+
+@contextmanager
+def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction, unless one is open already (a group commit's)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # it read only: nothing to undo
 
 
 def _resolutions(

@@ -1,28 +1,30 @@
 """Aggregates over `calls` for a half-open UTC range [start, end) of `started_at`.
 
 Read-only SQL, run on the writer thread (`await store.run(fn, ...)`), so it must be quick:
-`/stats month` on a year of history (~85k calls in the month) takes ~25 ms. Sorting that
-many rows for a GROUP BY or COUNT(DISTINCT) alone would cost more, so each aggregate walks
-an index of migration 2 in its grouping order instead (see storage/schema.py).
+`/stats month` on a year of history (~81k calls in the month) takes ~45 ms (bench row 4).
+Sorting that many rows for a GROUP BY or COUNT(DISTINCT) alone would cost more, so each
+aggregate walks an index of migration 2 in its grouping order instead (see
+storage/schema.py). With the callback figures (storage/callbacks), the counts run on a
+second connection meanwhile (`_beside`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import statistics
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
-from storage.missed import LineTimes, Scope, episode_times
+from storage.callbacks import CallbackFigures as CallbackFigures
+from storage.callbacks import CallbackStats, Group, callback_stats
+from storage.callbacks import ManagerCallbacks as ManagerCallbacks
+from storage.missed import Scope
 
 ANSWER = "ANSWER"
-# destination_phone -> the key a manager's lines are counted under (the caller passes the
-# configuration file's names, issue 13: storage knows no managers); None: per number
-Group = Callable[[str], str] | None
 
 # Call.car's label in SQL: "Marka Model", or "Marka" when the model is unknown. It must stay
 # textually identical to the expression of the calls_by_car index, or that index goes unused.
@@ -146,22 +148,24 @@ def period_stats(
     (channel, chat) only the calls routed to that chat (call_routes, issue 13); with `group`
     the manager lines are counted per `group(destination_phone)` (one line per named
     manager, whatever number of lines she has)."""
+    params: dict[str, Any] = {"start": start, "end": end, "top": max(top, 0)}  # -1: no limit
+    if scope is not None:
+        params |= {"channel": scope[0], "target": scope[1]}
+    # with the callback figures to compute here, the counts go to a second connection
+    counted = None if within_s is None else _beside(db, _count, params)
     callbacks = (
         None
         if within_s is None
         else callback_stats(db, start, end, within_s=within_s, scope=scope, group=group)
     )
-    conn = db.conn
-    params: dict[str, Any] = {"start": start, "end": end, "top": max(top, 0)}  # -1: no limit
-    queries = (_BY_MANAGER_SQL, _UNIQUE_CALLERS_SQL, _TOP_CARS_SQL)
-    if scope is not None:
-        params |= {"channel": scope[0], "target": scope[1]}
-        queries = (_SCOPED_BY_MANAGER_SQL, _SCOPED_UNIQUE_SQL, _SCOPED_TOP_CARS_SQL)
+    keys, unique_callers, top_cars = (
+        counted.result() if counted is not None else _count(db.conn, params)
+    )
     total = answered = missed = wait_sum = talk_sum = 0
     by_status: dict[str, int] = {}
     missed_by_status: dict[str, int] = {}
     managers: dict[str, list[int]] = {}  # phone -> [total, answered, missed]
-    for manager, status, is_missed, sums in conn.execute(queries[0], params):
+    for manager, status, is_missed, sums in keys:
         count, waiting, talk = json.loads(sums)
         if not count:
             continue  # a key that occurs only outside the range
@@ -190,90 +194,64 @@ def period_stats(
         answer_rate=answered / total,
         avg_wait_s=wait_sum / total,
         avg_talk_s=talk_sum / answered if answered else None,
-        unique_callers=conn.execute(queries[1], params).fetchone()[0],
+        unique_callers=unique_callers,
         managers=sorted(
             (ManagerLine(phone, *counts) for phone, counts in managers.items()),
             key=lambda m: (-m.total, m.destination_phone),
         ),
-        top_cars=[(label, n) for label, n in conn.execute(queries[2], params)],
+        top_cars=top_cars,
         callbacks=callbacks,
     )
 
 
-@dataclass(frozen=True)
-class CallbackFigures:
-    """Missed callers of a period and how they were called back (or got through)."""
-
-    missed_callers: int  # M: callers (with a number) who missed us in the period
-    called_back: int  # N: whose last missed call is resolved (button or answered call)
-    within_promise: int  # of those, resolved at most within_s after their episode began
-    waiting: int  # still waiting: M - N
-    median_callback_s: float | None  # median time to callback over the N; None if N = 0
-
-    @property
-    def called_back_rate(self) -> float | None:
-        """N / M; None without missed callers."""
-        return self.called_back / self.missed_callers if self.missed_callers else None
-
-    @property
-    def within_promise_rate(self) -> float | None:
-        """Callers called back within the promise / M (a caller still waiting counts
-        against it); None without missed callers."""
-        return self.within_promise / self.missed_callers if self.missed_callers else None
+# what _count reads: the (manager, status, missed, sums) keys, the callers, the top cars
+Counted = tuple[list[tuple[Any, ...]], int, list[tuple[str, int]]]
 
 
-@dataclass(frozen=True)
-class ManagerCallbacks(CallbackFigures):
-    destination_phone: str = ""  # the line of the caller's last missed call
+def _count(conn: sqlite3.Connection, params: dict[str, Any]) -> Counted:
+    queries = (_BY_MANAGER_SQL, _UNIQUE_CALLERS_SQL, _TOP_CARS_SQL)
+    if "channel" in params:  # a scope
+        queries = (_SCOPED_BY_MANAGER_SQL, _SCOPED_UNIQUE_SQL, _SCOPED_TOP_CARS_SQL)
+    keys = [tuple(row) for row in conn.execute(queries[0], params)]
+    unique = conn.execute(queries[1], params).fetchone()[0]
+    cars = [(label, n) for label, n in conn.execute(queries[2], params)]
+    return keys, unique, cars
 
 
-@dataclass(frozen=True)
-class CallbackStats(CallbackFigures):
-    within_s: float = 0.0  # the promise these figures were counted against
-    managers: list[ManagerCallbacks] = field(default_factory=list)  # by missed callers desc
+_reader: ThreadPoolExecutor | None = None
 
 
-def callback_stats(
-    db: sqlite_utils.Database,
-    start: int,
-    end: int,
-    *,
-    within_s: float,
-    scope: Scope = None,
-    group: Group = None,
-) -> CallbackStats:
-    """Callback figures for the callers who missed us in [start, end), as they stand now.
-
-    Per caller their last episode counts (storage/missed): called back when their last
-    missed call is resolved, the time to callback running from the first call that
-    resolution covered. Per manager: by the destination_phone of the last missed call."""
-    per: dict[str, LineTimes] = {}  # manager -> her lines' callers
-    for phone, times in episode_times(db, start, end, scope=scope).items():
-        key = group(phone) if group else phone
-        mine = per.setdefault(key, LineTimes())
-        mine.waiting += times.waiting
-        mine.took += times.took
-    everyone = LineTimes(
-        sum(t.waiting for t in per.values()), [took for t in per.values() for took in t.took]
-    )
-    managers = [
-        ManagerCallbacks(*_figures(times, within_s), destination_phone=phone)
-        for phone, times in per.items()
-    ]
-    managers.sort(key=lambda m: (-m.missed_callers, m.destination_phone))
-    return CallbackStats(*_figures(everyone, within_s), within_s=within_s, managers=managers)
+def _beside(
+    db: sqlite_utils.Database, fn: Callable[..., Counted], *args: Any
+) -> Future[Counted] | None:
+    """`fn(conn, *args)` on a connection of its own to the same file, on a thread of its own,
+    while this one computes the callback figures. In WAL mode readers do not wait for each
+    other, and SQLite lets go of the GIL while it steps, so on two cores `/stats month` takes
+    about the longer of the two (the counts, ~30 ms) instead of their sum (~50 ms: bench
+    row 4, 55 -> 45 ms median). Only the writer thread writes, and it waits here, so both
+    connections see the same calls unless another process deletes some meanwhile (as when
+    the statements ran one after the other). None, to run it here after all, for a
+    database without a file, or inside a transaction: the second connection would not see
+    its changes. The connection is opened per call (~0.1 ms): one kept open would outlive
+    its database (tests, a restore) and hold its files."""
+    global _reader
+    conn = db.conn
+    if conn.in_transaction:
+        return None
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not path:
+        return None
+    if _reader is None:
+        _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stats-reader")
+    return _reader.submit(_on_own_connection, path, fn, *args)
 
 
-def _figures(times: LineTimes, within_s: float) -> tuple[int, int, int, int, float | None]:
-    """CallbackFigures' fields, in order."""
-    done = times.took
-    return (
-        times.waiting + len(done),
-        len(done),
-        sum(1 for t in done if t <= within_s),
-        times.waiting,
-        statistics.median(done) if done else None,
-    )
+def _on_own_connection(path: str, fn: Callable[..., Counted], *args: Any) -> Counted:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.close()
 
 
 def _sorted_counts(counts: dict[str, int]) -> dict[str, int]:

@@ -15,7 +15,7 @@ import sqlite3
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -274,11 +274,11 @@ def test_callback_figures_are_the_old_ones(
     } == naive
     with folded_row_only():
         fast = callback_stats(db, start, end, within_s=within_s, scope=scope, group=group)
-        assert (
-            period_stats(db, start, end, within_s=within_s, scope=scope, group=group).callbacks
-            == fast
-        )
+        both = period_stats(db, start, end, within_s=within_s, scope=scope, group=group)
     assert fast == reference_callback_stats(found, within_s, group)
+    # with callbacks the counts come from a second connection (stats._beside): the same
+    assert both.callbacks == fast
+    assert replace(both, callbacks=None) == period_stats(db, start, end, scope=scope, group=group)
 
 
 @settings(
@@ -375,7 +375,7 @@ def test_the_missed_calls_are_read_from_one_index_without_sorting(tmp_path: Path
     """Their speed rests on calls_missed_episodes (migration 7) holding every column read:
     no table row per call, no temporary B-tree."""
     db = connect(tmp_path / "t.db")
-    for sql in (missed._FOLDED_SQL, missed._MISSED_CALLS_SQL):
+    for sql in (missed._FOLDED_SQL, missed._RESOLVED_SQL, missed._MISSED_CALLS_SQL):
         for scope in ((), SCOPE):
             text = sql + (missed._SCOPED if scope else "")
             plan = "\n".join(
@@ -403,3 +403,22 @@ def test_migration_7_indexes_a_database_of_version_6_and_may_run_again(tmp_path:
     assert {"calls_missed", "calls_missed_episodes"} <= names
     times = episode_times(db, T0, T0 + 1)
     assert {k: (v.waiting, v.took) for k, v in times.items()} == {M1: (1, [])}
+
+
+def test_inside_a_transaction_the_counts_stay_on_this_connection(tmp_path: Path) -> None:
+    """A second connection would not see what this one has not committed yet."""
+    db = connect(tmp_path / "t.db")
+    db.conn.execute("BEGIN")
+    db.conn.execute(
+        "INSERT INTO calls (call_id, started_at, local_date, status, missed, caller_phone,"
+        " caller_e164, destination_phone, phone, duration, waiting, link, raw, source,"
+        " received_at) VALUES (1, ?, '', 'BUSY', 1, 'x', '+380951110001', ?, '', 0, 0, '',"
+        " '{}', 'poll', 0)",
+        (T0, M1),
+    )
+    figures = period_stats(db, T0, T0 + 60, within_s=60.0)
+    db.conn.execute("ROLLBACK")
+    assert (figures.total, figures.missed, figures.unique_callers) == (1, 1, 1)
+    assert figures.callbacks is not None and figures.callbacks.waiting == 1
+    memory = connect(":memory:")  # no file for a second connection: counted here too
+    assert period_stats(memory, T0, T0 + 60, within_s=60.0).total == 0
