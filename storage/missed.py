@@ -10,6 +10,7 @@ same resolved_at, form the episode: time to callback = resolved_at - its first c
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -198,12 +199,13 @@ def _resolutions(
 ) -> dict[int, tuple[int, float]] | None:
     """The folded row's resolved calls: index -> (started_at, resolved_at); None when a
     resolved_at is below 1 s or beyond 2**62, which the integers cannot carry exactly."""
-    whole = [int(i) for i in wholes.split(",")]
+    # json parses the comma-separated integers in C: int() per item costs ~3x as much
+    whole: list[int] = json.loads(f"[{wholes}]")
     if not (0 < min(map(abs, whole)) and max(map(abs, whole)) < 2**62):
         return None
-    resolved_at = map(add, whole, map(truediv, map(int, parts.split(",")), repeat(_TWO_52)))
+    resolved_at = map(add, whole, map(truediv, json.loads(f"[{parts}]"), repeat(_TWO_52)))
     at = compress(range(count), map("1".__eq__, flags))
-    return dict(zip(at, zip(map(int, starts.split(",")), resolved_at, strict=True), strict=True))
+    return dict(zip(at, zip(json.loads(f"[{starts}]"), resolved_at, strict=True), strict=True))
 
 
 def _resolved_times(
