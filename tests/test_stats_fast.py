@@ -376,7 +376,7 @@ def test_the_missed_calls_are_read_from_one_index_without_sorting(tmp_path: Path
     """Their speed rests on calls_missed_episodes (migration 7) holding every column read:
     no table row per call, no temporary B-tree."""
     db = connect(tmp_path / "t.db")
-    for sql in (missed._FOLDED_SQL, missed._RESOLVED_SQL, missed._MISSED_CALLS_SQL):
+    for sql in (missed._FOLDED_SQL, missed._MISSED_CALLS_SQL):
         for scope in ((), SCOPE):
             text = sql + (missed._SCOPED if scope else "")
             plan = "\n".join(
