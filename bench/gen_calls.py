@@ -178,6 +178,40 @@ def _rows(calls: int, days: int, end: datetime, tz: ZoneInfo, seed: int) -> Iter
             )
 
 
+PRESS_SHARE = 0.65  # a missed call after which a manager presses "called back" (if in time)
+_INSERT_RESOLUTION = "INSERT INTO resolutions VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _resolutions(conn: Any, seed: int) -> Iterator[tuple]:
+    """Resolutions as the service makes them, so /stats and /missed time the resolved path:
+    after a missed call a manager may press the button (30 s .. ~2 days later), unless the
+    caller calls again first; a press, or a later answered call of the same caller, resolves
+    all their open missed calls at once (same resolved_at). About 70 % end up resolved."""
+    rng = random.Random(seed + 1)
+    rows = conn.execute(
+        "SELECT caller_e164, started_at, call_id, missed FROM calls"
+        " WHERE caller_e164 IS NOT NULL ORDER BY caller_e164, started_at, call_id"
+    ).fetchall()
+    open_ids: list[int] = []
+    for i, (caller, started, call_id, missed) in enumerate(rows):
+        if i and rows[i - 1][0] != caller:
+            open_ids = []
+        if not missed:
+            for open_id in open_ids:
+                yield (open_id, float(started), "answered", None, None, call_id, None, None)
+            open_ids = []
+            continue
+        open_ids.append(call_id)
+        if rng.random() >= PRESS_SHARE:
+            continue
+        delay = rng.choice([rng.uniform(30, 900), rng.uniform(900, 7200), rng.uniform(7200, 2e5)])
+        after = rows[i + 1] if i + 1 < len(rows) else None
+        if after is None or after[0] != caller or started + delay < after[1]:
+            for open_id in open_ids:
+                yield (open_id, started + delay, "button", "Bench", "telegram:1", None, None, None)
+            open_ids = []
+
+
 def generate(
     path: Path,
     *,
@@ -203,13 +237,17 @@ def generate(
         conn.execute(f"DROP TRIGGER {TRIGGER}")
         conn.executemany(_INSERT, _rows(calls, days, end, tz, seed))
         conn.execute(trigger_sql)
+        conn.executemany(_INSERT_RESOLUTION, _resolutions(conn, seed))
         conn.execute("COMMIT")
         count = conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+        resolved = conn.execute("SELECT COUNT(*) FROM resolutions").fetchone()[0]
+        missed = conn.execute("SELECT COUNT(*) FROM calls WHERE missed = 1").fetchone()[0]
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     return {
         "calls": count,
+        "resolved_share": round(resolved / missed, 3) if missed else 0.0,
         "days": days,
         "seconds": round(time.monotonic() - started, 1),
         "size_mb": round(path.stat().st_size / 1024 / 1024, 1),

@@ -142,7 +142,9 @@ def rows(result: dict[str, Any]) -> list[Row]:
             f"≤ {MONTH_TARGET_MS:.0f} ms",
             met=month["median_ms"] <= MONTH_TARGET_MS,
             note=(
-                f"{size}; a whole month ({result['month_calls']:,} calls); answer + render, "
+                f"{size}, {db.get('resolved_share', 0.0):.0%} of the missed calls resolved "
+                "(button presses, answered later); "
+                f"a whole month ({result['month_calls']:,} calls); answer + render, "
                 f"median of warm runs (first {fmt_ms(month['first_ms'])}, "
                 f"max {fmt_ms(month['max_ms'])})"
             ),
