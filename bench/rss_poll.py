@@ -99,7 +99,7 @@ def _probed(path: Path) -> dict[str, Any]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    probed = "sqlite_mb" in rows[0]
+    probed = any("sqlite_mb" in r for r in rows)
     lines = [
         "# RSS against the poller's answer (bench/rss_poll.py)",
         "",
@@ -112,7 +112,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         cells = [r["phase"], r["answer_calls"], r["rss_mb"], r["hwm_mb"]]
-        cells += [r["sqlite_mb"], r["py_blocks"]] if probed else []
+        cells += [r.get("sqlite_mb", ""), r.get("py_blocks", "")] if probed else []
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 

@@ -6,7 +6,9 @@ thread that every RSS_PROBE_EVERY_S (10) seconds appends one JSON line to RSS_PR
 - RSS split by /proc/self/smaps: the main heap ([heap]), each anonymous mapping (glibc's
   per-thread malloc arenas, pymalloc's 1 MiB arenas, big mallocs), files;
 - glibc's mallinfo2 (bytes in use and free, all arenas) and SQLite's own counter
-  (sqlite3_memory_used: every connection's page cache, schema and statements);
+  (sqlite3_memory_used: every connection's page cache, schema and statements), and each
+  connection's share of it (sqlite3_db_status: page cache, schema, prepared statements;
+  sqlite3.connect is wrapped to know the connections, named by the thread that made them);
 - Python's: blocks allocated, objects the collector sees, and with RSS_PROBE_TRACEMALLOC=1
   the memory tracemalloc holds, and the lines whose allocations grew since the first
   sample after RSS_PROBE_WARM_S (RSS_PROBE_OUT + ".top").
@@ -23,6 +25,7 @@ import ctypes.util
 import gc
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -57,7 +60,80 @@ _sqlite.sqlite3_memory_used.restype = ctypes.c_int64
 _sqlite.sqlite3_memory_highwater.restype = ctypes.c_int64
 _sqlite.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
 
+_sqlite.sqlite3_db_status.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.POINTER(ctypes.c_int),
+    ctypes.POINTER(ctypes.c_int),
+    ctypes.c_int,
+]
+for _name, _res, _args in (
+    ("sqlite3_db_mutex", ctypes.c_void_p, [ctypes.c_void_p]),
+    ("sqlite3_mutex_enter", None, [ctypes.c_void_p]),
+    ("sqlite3_mutex_leave", None, [ctypes.c_void_p]),
+    ("sqlite3_next_stmt", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
+    ("sqlite3_sql", ctypes.c_char_p, [ctypes.c_void_p]),
+    ("sqlite3_stmt_status", ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]),
+):
+    getattr(_sqlite, _name).restype = _res
+    getattr(_sqlite, _name).argtypes = _args
+STMT_MEMUSED = 99  # SQLITE_STMTSTATUS_MEMUSED
+DB_STATUS = {"cache": 1, "schema": 2, "statements": 3}  # SQLITE_DBSTATUS_*_USED
+
 MB = 2**20
+# every connection the service opens, with the name of the thread that opened it
+_connections: list[tuple[str, sqlite3.Connection]] = []
+_connect = sqlite3.connect
+
+
+def _tracked(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+    conn = _connect(*args, **kwargs)
+    _connections.append((threading.current_thread().name, conn))
+    return conn
+
+
+def _db_handle(conn: sqlite3.Connection) -> int | None:
+    """The sqlite3* of a connection: CPython 3.11's pysqlite_Connection keeps it right after
+    the object header (NULL once closed). A diagnosis only: nothing else reads it."""
+    return ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
+
+
+def connection_memory() -> dict[str, dict[str, float]]:
+    """Per open connection (by the thread that made it): its memory in MB, by kind."""
+    out: dict[str, dict[str, float]] = {}
+    cur, high = ctypes.c_int(), ctypes.c_int()
+    for i, (thread, conn) in enumerate(_connections):
+        db = _db_handle(conn)
+        if not db:
+            continue
+        row = {}
+        for kind, op in DB_STATUS.items():
+            _sqlite.sqlite3_db_status(db, op, ctypes.byref(cur), ctypes.byref(high), 0)
+            row[kind] = round(cur.value / MB, 3)
+        row.update(statements_of(db))
+        out[f"{thread}#{i}"] = row
+    return out
+
+
+def statements_of(db: int) -> dict[str, Any]:
+    """A connection's prepared statements: how many, and the five biggest (kB, SQL). The
+    connection's mutex is held meanwhile, so its thread cannot finalize one under us."""
+    mutex = _sqlite.sqlite3_db_mutex(db)
+    found: list[tuple[int, str]] = []
+    _sqlite.sqlite3_mutex_enter(mutex)
+    try:
+        stmt = _sqlite.sqlite3_next_stmt(db, None)
+        while stmt:
+            sql = (_sqlite.sqlite3_sql(stmt) or b"").decode(errors="replace")
+            found.append((_sqlite.sqlite3_stmt_status(stmt, STMT_MEMUSED, 0), sql))
+            stmt = _sqlite.sqlite3_next_stmt(db, stmt)
+    finally:
+        _sqlite.sqlite3_mutex_leave(mutex)
+    found.sort(reverse=True)
+    return {
+        "n_statements": len(found),
+        "biggest": [[round(n / 1024, 1), " ".join(sql.split())[:120]] for n, sql in found[:5]],
+    }
 
 
 def smaps() -> dict[str, Any]:
@@ -115,6 +191,7 @@ def sample(started: float, first_types: Counter[str] | None) -> tuple[dict[str, 
         },
         "sqlite_mb": round(_sqlite.sqlite3_memory_used() / MB, 3),
         "sqlite_peak_mb": round(_sqlite.sqlite3_memory_highwater(0) / MB, 3),
+        "connections": connection_memory(),
         "py_blocks": sys.getallocatedblocks(),
         "gc_objects": sum(types.values()),
         "gc_frozen": gc.get_freeze_count(),
@@ -170,6 +247,7 @@ def main() -> int:
         tracemalloc.start(int(os.environ.get("RSS_PROBE_FRAMES", "1")))
     every = float(os.environ.get("RSS_PROBE_EVERY_S", "10"))
     warm = float(os.environ.get("RSS_PROBE_WARM_S", "120"))
+    sqlite3.connect = _tracked  # type: ignore[assignment]
     threading.Thread(target=_loop, args=(out, every, warm), name="rss-probe", daemon=True).start()
     from bot.cli import main as cli_main
 

@@ -14,8 +14,14 @@ only once it is stored (so the poller still has to find every call the webhook m
 With every call of the soak in it instead (SOAK_RIA_WINDOW_S=0), each poll reads all the
 calls so far, 2,300 by the end, and RSS follows the largest answer (the poll's peak, ~2.5 kB
 a call: bench/rss_poll.py): growth that stops where days roll over, which no soak of a
-compressed day reaches. The RSS verdict: its slope over the first process's last half,
-after a warm-up (RIA's window filled, SQLite's page cache at its 2 MB cap).
+compressed day reaches.
+
+The database starts with SOAK_HISTORY_DAYS (6) past days of SOAK_HISTORY_PER_DAY (2,000)
+calls each, as a service that has run a while has, and `/stats week` is among the commands
+(one comes at the start): reading that history fills the writer's SQLite page cache to its
+2 MB cap early. From an empty database the cache only fills as the soak's own calls grow
+the file, over ~25 minutes: growth that stops, but past any warm-up a 30-minute run can
+afford. The RSS verdict: its slope over the first process's last half, after a warm-up.
 
     SOAK_MINUTES=5 python -m bench.soak      # bench/results/soak-latest.{md,json}
     SOAK_PROBE=1 ...                         # under bench/rss_probe.py: where memory goes
@@ -34,13 +40,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench.common import REPO, BenchService, start_service, stop_quietly, webhook_record
+from handlers.ria.records import parse_records
+from storage.calls import ingest
+from storage.db import connect
 from tests.conftest import GROUP, TG_TOKEN, telegram_env
 from tests.fakes.ria import KYIV, FakeRia
 from tests.fakes.telegram import FakeTelegram
@@ -62,6 +71,7 @@ class Soak:
         self.seconds = minutes * 60
         self.window_s = window_s  # RIA answers the calls of this many seconds (0: all)
         self.answer_max = 0  # the most calls RIA held (the largest answer to a poll)
+        self.history = 0  # calls of past days in the database before the start
         self.workdir = workdir
         self.rng = random.Random(14)
         self.next_id = 50_000_000
@@ -113,8 +123,11 @@ class Soak:
         """A command every ~20 s; a press of a random alert's button every ~10 s."""
         while self.t() < self.seconds:
             await asyncio.sleep(self.rng.uniform(5, 15))
-            if self.rng.random() < 0.4:
-                telegram.push_command(GROUP, self.rng.choice(["/stats today", "/missed"]))
+            if self.commands == 0 or self.rng.random() < 0.4:
+                commands = ["/stats today", "/stats today", "/missed", "/missed", "/stats week"]
+                telegram.push_command(
+                    GROUP, "/stats week" if not self.commands else self.rng.choice(commands)
+                )
                 self.commands += 1
                 continue
             buttons = [
@@ -211,6 +224,40 @@ def probe(workdir: Path) -> tuple[list[str] | None, dict[str, str]]:
     return [sys.executable, "-m", "bench.rss_probe", "run"], env
 
 
+def seed_history(db: Path, days: int, per_day: int) -> int:
+    """`days` past days of `per_day` calls each (a fifth missed, no alert: they are old),
+    stored as the service stores them; the callers are not the soak's (numbers apart)."""
+    rng = random.Random(7)
+    today = datetime.now(KYIV).replace(hour=0, minute=0, second=0, microsecond=0)
+    conn = connect(db)
+    try:
+        for day in range(days, 0, -1):
+            records = [
+                webhook_record(
+                    40_000_000 + day * per_day + i,
+                    rng.choice(["ANSWER"] * 4 + ["NOANSWER"]),
+                    5_000_000 + rng.randrange(per_day * days),
+                    today
+                    - timedelta(days=day)
+                    + timedelta(seconds=8 * 3600 + i * 36_000 / per_day),
+                )
+                for i in range(per_day)
+            ]
+            calls, _ = parse_records(records, KYIV)
+            ingest(
+                conn,
+                calls,
+                source="poll",
+                received_at=time.time(),
+                missed_statuses=("NOANSWER", "CANCEL", "BUSY"),
+                targets=[],
+                alert_max_age_s=0,
+            )
+    finally:
+        conn.conn.close()
+    return days * per_day
+
+
 def _status_mb(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -245,8 +292,12 @@ async def _all_stored(db: Path, ids: list[int], timeout: float) -> list[int]:
         await asyncio.sleep(2)
 
 
-async def run(minutes: float, workdir: Path, window_s: float) -> dict[str, Any]:
+async def run(
+    minutes: float, workdir: Path, window_s: float, history: tuple[int, int] = (6, 2000)
+) -> dict[str, Any]:
+    seeded = seed_history(workdir / "calls.db", *history)
     soak = Soak(minutes, workdir, window_s)
+    soak.history = seeded
     telegram_fake = FakeTelegram(token=TG_TOKEN)
     async with telegram_fake as telegram, FakeRia(api_key=RIA_KEY, user_id=RIA_USER) as ria:
         env: dict[str, Any] = {
@@ -312,6 +363,7 @@ def report_data(
         "ria_requests": ria_requests,
         "ria_429": ria_429,
         "outbox_left": left,
+        "history_calls": soak.history,
         "ria_window_s": soak.window_s,
         "ria_answer_max": soak.answer_max,
         "rss": rss_trend(soak.samples, soak.seconds),
@@ -398,7 +450,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Verdict: **{'pass' if passed(r) else 'FAIL'}**",
         "",
-        f"- calls made: {r['calls_made']} ({r['missed_calls']} missed); webhooks: {r['webhooks']}",
+        f"- calls made: {r['calls_made']} ({r['missed_calls']} missed); webhooks: {r['webhooks']}"
+        f"; past days' calls in the database at the start: {r['history_calls']}",
         f"- calls lost: **{r['calls_lost']}** {r['lost_ids'] or ''}",
         f"- missed calls alerted: {r['missed_alerted']}; duplicate alerts: "
         f"**{r['duplicate_alerts']}** (crashes: {r['crashes']}, one target)",
@@ -420,9 +473,13 @@ def markdown(r: dict[str, Any]) -> str:
 def main() -> int:
     minutes = float(os.environ.get("SOAK_MINUTES", "30"))
     window_s = float(os.environ.get("SOAK_RIA_WINDOW_S", "300"))
+    history = (
+        int(os.environ.get("SOAK_HISTORY_DAYS", "6")),
+        int(os.environ.get("SOAK_HISTORY_PER_DAY", "2000")),
+    )
     workdir = Path(tempfile.mkdtemp(prefix="ria-soak-"))
     print(f"soak: {minutes:g} min in {workdir}", flush=True)
-    result = asyncio.run(run(minutes, workdir, window_s))
+    result = asyncio.run(run(minutes, workdir, window_s, history))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak-latest.json").write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result)
